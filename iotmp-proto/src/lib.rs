@@ -22,7 +22,7 @@
 //! let run = Message::new(MessageType::Run).with_stream_id(3).with_resource("led").with_payload(true);
 //! let mut wire = Vec::new();
 //! Dialect::Draft2026.encode(&run, Flavour::V2, &mut wire)?;
-//! assert_eq!(wire, [0x06, 0x07, 0x08, 0x03, 0x22, 0x83, b'l', b'e', b'd', 0x1A, 0x61]);
+//! assert_eq!(wire, [0x06, 0x09, 0x08, 0x03, 0x22, 0x83, b'l', b'e', b'd', 0x1A, 0x61]);
 //!
 //! let mut input = &wire[..];
 //! let mut deframer = Deframer::default();
