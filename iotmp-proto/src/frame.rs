@@ -53,7 +53,9 @@ pub enum FrameError {
         offset: u64,
     },
     /// The stream ended inside a header or a body.
-    #[error("truncated frame at end of stream ({buffered} bytes of an incomplete frame at stream offset {offset})")]
+    #[error(
+        "truncated frame at end of stream ({buffered} bytes of an incomplete frame at stream offset {offset})"
+    )]
     TruncatedAtEof {
         /// Bytes of the incomplete frame that had arrived.
         buffered: usize,
@@ -76,11 +78,19 @@ pub fn write_header(out: &mut Vec<u8>, type_code: u32, body_len: u32) {
 }
 
 enum Header {
-    Complete { type_code: u32, size: u32, len: usize },
+    Complete {
+        type_code: u32,
+        size: u32,
+        len: usize,
+    },
     Incomplete,
 }
 
-fn header_varint(bytes: &[u8], too_long: FrameError, overflow: FrameError) -> Result<Option<(u32, usize)>, FrameError> {
+fn header_varint(
+    bytes: &[u8],
+    too_long: FrameError,
+    overflow: FrameError,
+) -> Result<Option<(u32, usize)>, FrameError> {
     match varint::read(bytes, HEADER_VARINT_MAX, u64::from(u32::MAX)) {
         // The range check above makes the cast exact.
         Ok((value, used)) => Ok(Some((value as u32, used))),
@@ -92,17 +102,28 @@ fn header_varint(bytes: &[u8], too_long: FrameError, overflow: FrameError) -> Re
 
 fn parse_header(bytes: &[u8], offset: u64, limit: u32) -> Result<Header, FrameError> {
     let overflow = FrameError::HeaderOverflow { offset };
-    let Some((type_code, type_len)) = header_varint(bytes, FrameError::TypeTooLong { offset }, overflow)? else {
+    let Some((type_code, type_len)) =
+        header_varint(bytes, FrameError::TypeTooLong { offset }, overflow)?
+    else {
         return Ok(Header::Incomplete);
     };
     let rest = bytes.get(type_len..).unwrap_or_default();
-    let Some((size, size_len)) = header_varint(rest, FrameError::SizeTooLong { offset }, overflow)? else {
+    let Some((size, size_len)) = header_varint(rest, FrameError::SizeTooLong { offset }, overflow)?
+    else {
         return Ok(Header::Incomplete);
     };
     if size > limit {
-        return Err(FrameError::BodyTooLarge { size, limit, offset });
+        return Err(FrameError::BodyTooLarge {
+            size,
+            limit,
+            offset,
+        });
     }
-    Ok(Header::Complete { type_code, size, len: type_len + size_len })
+    Ok(Header::Complete {
+        type_code,
+        size,
+        len: type_len + size_len,
+    })
 }
 
 /// Splits a byte stream, fed in chunks of any size, into frames.
@@ -171,7 +192,11 @@ impl Deframer {
 
     /// Bytes of an incomplete frame currently held.
     pub fn buffered(&self) -> usize {
-        if self.handed_out { 0 } else { usize::from(self.header_len) + self.body.len() }
+        if self.handed_out {
+            0
+        } else {
+            usize::from(self.header_len) + self.body.len()
+        }
     }
 
     /// True when no partial frame is held (a clean place for the stream to end).
@@ -192,7 +217,10 @@ impl Deframer {
 
     /// Takes bytes from the front of `input` and returns the next complete frame, or `None` once
     /// `input` is used up without completing one (the partial frame is kept for the next call).
-    pub fn next_frame<'s, 'i: 's>(&'s mut self, input: &mut &'i [u8]) -> Result<Option<Frame<'s>>, FrameError> {
+    pub fn next_frame<'s, 'i: 's>(
+        &'s mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<Frame<'s>>, FrameError> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -212,7 +240,11 @@ impl Deframer {
                 Header::Incomplete
             };
             match header {
-                Header::Complete { type_code, size, len } => {
+                Header::Complete {
+                    type_code,
+                    size,
+                    len,
+                } => {
                     let whole = len + size as usize;
                     if let Some(body) = input.get(len..whole) {
                         let chunk: &'i [u8] = input;
@@ -232,16 +264,25 @@ impl Deframer {
                         };
                         let Some(slot) = self.header.get_mut(usize::from(self.header_len)) else {
                             // Unreachable: a full header buffer always parses or fails.
-                            return Err(self.fail(FrameError::SizeTooLong { offset: self.offset }));
+                            return Err(self.fail(FrameError::SizeTooLong {
+                                offset: self.offset,
+                            }));
                         };
                         *slot = byte;
                         self.header_len += 1;
                         *input = rest;
-                        let bytes = self.header.get(..usize::from(self.header_len)).unwrap_or_default();
+                        let bytes = self
+                            .header
+                            .get(..usize::from(self.header_len))
+                            .unwrap_or_default();
                         match parse_header(bytes, self.offset, self.limit) {
                             Err(e) => return Err(self.fail(e)),
                             Ok(Header::Incomplete) => continue,
-                            Ok(Header::Complete { type_code, size, len }) => {
+                            Ok(Header::Complete {
+                                type_code,
+                                size,
+                                len,
+                            }) => {
                                 self.offset += len as u64;
                                 self.header_len = 0;
                                 self.pending = Some((type_code, size));
@@ -263,7 +304,10 @@ impl Deframer {
         self.offset += take as u64;
         if self.body.len() == size as usize {
             self.handed_out = true;
-            return Ok(Some(Frame { type_code, body: &self.body }));
+            return Ok(Some(Frame {
+                type_code,
+                body: &self.body,
+            }));
         }
         Ok(None)
     }
@@ -288,7 +332,10 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
-    fn all_frames(deframer: &mut Deframer, mut input: &[u8]) -> Result<Vec<(u32, Vec<u8>)>, FrameError> {
+    fn all_frames(
+        deframer: &mut Deframer,
+        mut input: &[u8],
+    ) -> Result<Vec<(u32, Vec<u8>)>, FrameError> {
         let mut out = Vec::new();
         while let Some(frame) = deframer.next_frame(&mut input)? {
             out.push((frame.type_code, frame.body.to_vec()));
@@ -298,7 +345,9 @@ mod tests {
 
     #[test]
     fn byte_by_byte_equals_whole() {
-        let stream = [0x05, 0x00, 0x01, 0x02, 0x08, 0x01, 0x0A, 0x80, 0x00, 0x0B, 0x01, 0xFF];
+        let stream = [
+            0x05, 0x00, 0x01, 0x02, 0x08, 0x01, 0x0A, 0x80, 0x00, 0x0B, 0x01, 0xFF,
+        ];
         let whole = all_frames(&mut Deframer::default(), &stream).unwrap();
         let mut d = Deframer::default();
         let mut split = Vec::new();
@@ -314,15 +363,29 @@ mod tests {
     fn limit_checked_before_body_arrives() {
         let mut d = Deframer::new(4);
         let err = all_frames(&mut d, &[0x01, 0x05]).unwrap_err();
-        assert_eq!(err, FrameError::BodyTooLarge { size: 5, limit: 4, offset: 0 });
-        assert_eq!(all_frames(&mut d, &[0x00]).unwrap_err(), err, "errors are sticky");
+        assert_eq!(
+            err,
+            FrameError::BodyTooLarge {
+                size: 5,
+                limit: 4,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            all_frames(&mut d, &[0x00]).unwrap_err(),
+            err,
+            "errors are sticky"
+        );
     }
 
     #[test]
     fn eof_inside_frame() {
         let mut d = Deframer::default();
         all_frames(&mut d, &[0x01, 0x05, 0x01]).unwrap();
-        assert!(matches!(d.finish(), Err(FrameError::TruncatedAtEof { buffered: 1, .. })));
+        assert!(matches!(
+            d.finish(),
+            Err(FrameError::TruncatedAtEof { buffered: 1, .. })
+        ));
     }
 
     #[test]
@@ -330,7 +393,10 @@ mod tests {
         let mut d = Deframer::default();
         all_frames(&mut d, &[0x01, 0x03, 0x01]).unwrap();
         assert_eq!(d.buffered(), 1);
-        assert_eq!(all_frames(&mut d, &[0x02, 0x03]).unwrap(), [(1, vec![1, 2, 3])]);
+        assert_eq!(
+            all_frames(&mut d, &[0x02, 0x03]).unwrap(),
+            [(1, vec![1, 2, 3])]
+        );
         assert_eq!(d.buffered(), 0);
         assert!(d.is_between_frames());
         d.finish().unwrap();

@@ -73,7 +73,13 @@ impl MessageType {
     /// Requests are answered with OK or ERROR when they carry a stream id (spec §6.4), and a
     /// malformed one gets the malformed reply (spec §7.2).
     pub const fn is_request(self) -> bool {
-        matches!(self, MessageType::Run | MessageType::Describe | MessageType::StartStream | MessageType::StopStream)
+        matches!(
+            self,
+            MessageType::Run
+                | MessageType::Describe
+                | MessageType::StartStream
+                | MessageType::StopStream
+        )
     }
 }
 
@@ -107,7 +113,7 @@ pub enum StreamKind {
 ///
 /// Which fields a message type uses, and how each dialect carries them, is the spec's table; an
 /// encoder fails (writing nothing) when a field is set that its dialect cannot carry for the type.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The message type.
     pub kind: MessageType,
@@ -190,7 +196,9 @@ impl Message {
 
     /// `STREAM_DATA {id, payload}` of the given kind.
     pub fn stream_data(id: u16, kind: StreamKind, payload: Value) -> Self {
-        let mut m = Message::new(MessageType::StreamData).with_stream_id(id).with_payload(payload);
+        let mut m = Message::new(MessageType::StreamData)
+            .with_stream_id(id)
+            .with_payload(payload);
         m.data_kind = Some(kind);
         m
     }

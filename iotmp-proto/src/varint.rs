@@ -32,13 +32,21 @@ pub(crate) fn write(out: &mut Vec<u8>, mut value: u64) {
 /// Returns the value and the number of bytes used. At most `max_bytes` bytes (≤ 10) are read and
 /// the value must not exceed `max_value`.
 #[inline]
-pub(crate) fn read(input: &[u8], max_bytes: usize, max_value: u64) -> Result<(u64, usize), VarintError> {
+pub(crate) fn read(
+    input: &[u8],
+    max_bytes: usize,
+    max_value: u64,
+) -> Result<(u64, usize), VarintError> {
     // Fast path: the overwhelmingly common one-byte form.
     if let Some(&b) = input.first()
         && b < 0x80
     {
         let v = u64::from(b);
-        return if v > max_value { Err(VarintError::Overflow) } else { Ok((v, 1)) };
+        return if v > max_value {
+            Err(VarintError::Overflow)
+        } else {
+            Ok((v, 1))
+        };
     }
     let mut value: u64 = 0;
     for (i, &byte) in input.iter().enumerate() {
@@ -56,10 +64,18 @@ pub(crate) fn read(input: &[u8], max_bytes: usize, max_value: u64) -> Result<(u6
             value |= group << shift;
         }
         if byte & 0x80 == 0 {
-            return if value > max_value { Err(VarintError::Overflow) } else { Ok((value, i + 1)) };
+            return if value > max_value {
+                Err(VarintError::Overflow)
+            } else {
+                Ok((value, i + 1))
+            };
         }
     }
-    if input.len() >= max_bytes { Err(VarintError::TooLong) } else { Err(VarintError::Truncated) }
+    if input.len() >= max_bytes {
+        Err(VarintError::TooLong)
+    } else {
+        Err(VarintError::Truncated)
+    }
 }
 
 #[cfg(test)]
@@ -85,25 +101,46 @@ mod tests {
             (16384, &[0x80, 0x80, 0x01]),
             (65535, &[0xFF, 0xFF, 0x03]),
             (u64::from(u32::MAX), &[0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
-            (u64::MAX, &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
+            (
+                u64::MAX,
+                &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
+            ),
         ];
         for &(v, bytes) in cases {
             assert_eq!(enc(v), bytes, "encode {v}");
-            assert_eq!(read(bytes, 10, u64::MAX).unwrap(), (v, bytes.len()), "decode {v}");
+            assert_eq!(
+                read(bytes, 10, u64::MAX).unwrap(),
+                (v, bytes.len()),
+                "decode {v}"
+            );
         }
     }
 
     #[test]
     fn limits() {
         assert_eq!(read(&[0x80, 0x00], 5, u64::MAX), Ok((0, 2)));
-        assert_eq!(read(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], 5, u64::MAX), Err(VarintError::TooLong));
-        assert_eq!(read(&[0x80, 0x80, 0x80, 0x80, 0x80], 5, u64::MAX), Err(VarintError::TooLong));
-        assert_eq!(read(&[0x80, 0x80], 5, u64::MAX), Err(VarintError::Truncated));
+        assert_eq!(
+            read(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], 5, u64::MAX),
+            Err(VarintError::TooLong)
+        );
+        assert_eq!(
+            read(&[0x80, 0x80, 0x80, 0x80, 0x80], 5, u64::MAX),
+            Err(VarintError::TooLong)
+        );
+        assert_eq!(
+            read(&[0x80, 0x80], 5, u64::MAX),
+            Err(VarintError::Truncated)
+        );
         assert_eq!(read(&[], 5, u64::MAX), Err(VarintError::Truncated));
-        assert_eq!(read(&[0xFF, 0xFF, 0xFF, 0xFF, 0x1F], 5, u64::from(u32::MAX)), Err(VarintError::Overflow));
+        assert_eq!(
+            read(&[0xFF, 0xFF, 0xFF, 0xFF, 0x1F], 5, u64::from(u32::MAX)),
+            Err(VarintError::Overflow)
+        );
         let over = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02];
         assert_eq!(read(&over, 10, u64::MAX), Err(VarintError::Overflow));
-        let eleven = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01];
+        let eleven = [
+            0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01,
+        ];
         assert_eq!(read(&eleven, 10, u64::MAX), Err(VarintError::TooLong));
     }
 }

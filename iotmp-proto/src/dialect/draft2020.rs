@@ -63,7 +63,9 @@ pub(super) fn encode_body(m: &Message, out: &mut Vec<u8>) -> Result<(), EncodeEr
         MessageType::StartStream => match m.interval_ms {
             None => None,
             Some(ms) if ms % 1000 != 0 => return Err(EncodeError::IntervalNotWholeSeconds(ms)),
-            Some(ms) if ms / 1000 > u64::from(u32::MAX) => return Err(EncodeError::OutOfRange("interval_ms")),
+            Some(ms) if ms / 1000 > u64::from(u32::MAX) => {
+                return Err(EncodeError::OutOfRange("interval_ms"));
+            }
             Some(ms) => Some(ms / 1000),
         },
         _ => None,
@@ -78,7 +80,10 @@ pub(super) fn encode_body(m: &Message, out: &mut Vec<u8>) -> Result<(), EncodeEr
 }
 
 /// Reads one field at `pos`; returns (field id, wire type, value, next position).
-fn read_field(body: &[u8], pos: usize) -> Result<(u32, u8, Value, usize), (MessageErrorKind, usize)> {
+fn read_field(
+    body: &[u8],
+    pos: usize,
+) -> Result<(u32, u8, Value, usize), (MessageErrorKind, usize)> {
     let rest = body.get(pos..).unwrap_or_default();
     let (raw_key, key_len) = match varint::read(rest, 5, u64::from(u32::MAX)) {
         Ok(k) => k,
@@ -124,14 +129,24 @@ fn read_field(body: &[u8], pos: usize) -> Result<(u32, u8, Value, usize), (Messa
             Err(e) => return Err((MessageErrorKind::Value(e.kind), at + e.offset)),
         },
         other => {
-            return Err((MessageErrorKind::InvalidWireType { dialect: Dialect::Draft2020, wire_type: other }, pos));
+            return Err((
+                MessageErrorKind::InvalidWireType {
+                    dialect: Dialect::Draft2020,
+                    wire_type: other,
+                },
+                pos,
+            ));
         }
     };
     Ok((field, wire_type, value, at + used))
 }
 
 /// Decodes a 2020 body of a known message type.
-pub(super) fn decode_body(kind: MessageType, data_kind: Option<StreamKind>, body: &[u8]) -> Result<Message, MessageError> {
+pub(super) fn decode_body(
+    kind: MessageType,
+    data_kind: Option<StreamKind>,
+    body: &[u8],
+) -> Result<Message, MessageError> {
     let mut scan = Scan::default();
     let mut pos = 0;
     while pos < body.len() {
@@ -153,7 +168,12 @@ pub(super) fn decode_body(kind: MessageType, data_kind: Option<StreamKind>, body
     build(kind, data_kind, scan, body.len())
 }
 
-fn build(kind: MessageType, data_kind: Option<StreamKind>, mut scan: Scan, end: usize) -> Result<Message, MessageError> {
+fn build(
+    kind: MessageType,
+    data_kind: Option<StreamKind>,
+    mut scan: Scan,
+    end: usize,
+) -> Result<Message, MessageError> {
     use MessageType as T;
     let fail = |scan: &Scan, e: MessageErrorKind| scan.content_error(kind, e, end);
     let mut m = Message::new(kind);
@@ -187,11 +207,13 @@ fn build(kind: MessageType, data_kind: Option<StreamKind>, mut scan: Scan, end: 
         T::Connect => {
             m.payload = three;
             if let Some(v) = four {
-                m.auth_type = Some(match fields::uint32(v, "auth_type").map_err(|e| fail(&scan, e))? {
-                    AUTH_CREDENTIALS => AuthType::Credentials,
-                    AUTH_CERTIFICATE => AuthType::Certificate,
-                    n => AuthType::Other(n),
-                });
+                m.auth_type = Some(
+                    match fields::uint32(v, "auth_type").map_err(|e| fail(&scan, e))? {
+                        AUTH_CREDENTIALS => AuthType::Credentials,
+                        AUTH_CERTIFICATE => AuthType::Certificate,
+                        n => AuthType::Other(n),
+                    },
+                );
             }
             if let Some(v) = five {
                 m.keep_alive = Some(fields::uint32(v, "keep_alive").map_err(|e| fail(&scan, e))?);

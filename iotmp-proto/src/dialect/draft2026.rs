@@ -31,7 +31,12 @@ fn key(field: u8, wire_type: u8) -> u8 {
 }
 
 /// Writes a field: a UInt ≤ 2^32−1 as a varint, anything else as a value in `flavour`.
-fn write_field(out: &mut Vec<u8>, field: u8, value: &Value, flavour: Flavour) -> Result<(), EncodeError> {
+fn write_field(
+    out: &mut Vec<u8>,
+    field: u8,
+    value: &Value,
+    flavour: Flavour,
+) -> Result<(), EncodeError> {
     match value {
         Value::UInt(n) if *n <= u64::from(u32::MAX) => {
             out.push(key(field, WT_VARINT));
@@ -77,29 +82,43 @@ fn connect_params(m: &Message) -> Result<Option<Value>, EncodeError> {
     match &m.params {
         None => {}
         Some(Value::Map(extra)) if extra.is_empty() => {
-            return Err(EncodeError::AmbiguousParams("CONNECT extra params must not be an empty map (it would decode as absent)"));
+            return Err(EncodeError::AmbiguousParams(
+                "CONNECT extra params must not be an empty map (it would decode as absent)",
+            ));
         }
         Some(Value::Map(extra)) => {
             for (k, v) in extra {
                 if k == KEY_PV || k == KEY_KA || k == KEY_AT {
-                    return Err(EncodeError::AmbiguousParams("CONNECT extra params must not use the keys pv, ka or at"));
+                    return Err(EncodeError::AmbiguousParams(
+                        "CONNECT extra params must not use the keys pv, ka or at",
+                    ));
                 }
                 map.insert(k, v.clone());
             }
         }
-        Some(_) => return Err(EncodeError::AmbiguousParams("CONNECT extra params must be a map")),
+        Some(_) => {
+            return Err(EncodeError::AmbiguousParams(
+                "CONNECT extra params must be a map",
+            ));
+        }
     }
-    Ok(if map.is_empty() { None } else { Some(Value::Map(map)) })
+    Ok(if map.is_empty() {
+        None
+    } else {
+        Some(Value::Map(map))
+    })
 }
 
 fn start_stream_params(m: &Message) -> Result<Option<Value>, EncodeError> {
     match (m.interval_ms, &m.params) {
         (None, None) => Ok(None),
-        (None, Some(Value::UInt(_))) => {
-            Err(EncodeError::AmbiguousParams("START_STREAM params that are a bare number would decode as the interval"))
-        }
+        (None, Some(Value::UInt(_))) => Err(EncodeError::AmbiguousParams(
+            "START_STREAM params that are a bare number would decode as the interval",
+        )),
         (None, Some(Value::Map(p))) if p.contains_key(KEY_INTERVAL) => {
-            Err(EncodeError::AmbiguousParams("START_STREAM params holding \"interval\" would decode as the interval"))
+            Err(EncodeError::AmbiguousParams(
+                "START_STREAM params holding \"interval\" would decode as the interval",
+            ))
         }
         (None, Some(p)) => Ok(Some(p.clone())),
         (Some(ms), extra) => {
@@ -115,13 +134,17 @@ fn start_stream_params(m: &Message) -> Result<Option<Value>, EncodeError> {
                 Some(Value::Map(p)) => {
                     for (k, v) in p {
                         if k == KEY_INTERVAL {
-                            return Err(EncodeError::AmbiguousParams("START_STREAM extra params must not hold \"interval\""));
+                            return Err(EncodeError::AmbiguousParams(
+                                "START_STREAM extra params must not hold \"interval\"",
+                            ));
                         }
                         map.insert(k, v.clone());
                     }
                 }
                 Some(_) => {
-                    return Err(EncodeError::AmbiguousParams("START_STREAM extra params must be a map when an interval is set"));
+                    return Err(EncodeError::AmbiguousParams(
+                        "START_STREAM extra params must be a map when an interval is set",
+                    ));
                 }
             }
             Ok(Some(Value::Map(map)))
@@ -130,7 +153,11 @@ fn start_stream_params(m: &Message) -> Result<Option<Value>, EncodeError> {
 }
 
 /// Writes the body of `m` in the canonical order of spec §4.3.
-pub(super) fn encode_body(m: &Message, flavour: Flavour, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub(super) fn encode_body(
+    m: &Message,
+    flavour: Flavour,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     if let Some(id) = m.stream_id {
         out.push(key(F_STREAM_ID, WT_VARINT));
         varint::write(out, u64::from(id));
@@ -159,7 +186,10 @@ pub(super) fn encode_body(m: &Message, flavour: Flavour, out: &mut Vec<u8>) -> R
 }
 
 /// Reads one field at `pos`; returns (field id, wire type, value, next position).
-fn read_field(body: &[u8], pos: usize) -> Result<(u32, u8, Value, usize), (MessageErrorKind, usize)> {
+fn read_field(
+    body: &[u8],
+    pos: usize,
+) -> Result<(u32, u8, Value, usize), (MessageErrorKind, usize)> {
     let rest = body.get(pos..).unwrap_or_default();
     let (raw_key, key_len) = match varint::read(rest, 5, u64::from(u32::MAX)) {
         Ok(k) => k,
@@ -176,17 +206,29 @@ fn read_field(body: &[u8], pos: usize) -> Result<(u32, u8, Value, usize), (Messa
             Err(VarintError::Truncated) => return Err((MessageErrorKind::Truncated, at)),
             Err(_) => return Err((MessageErrorKind::BadVarint, at)),
         },
-        WT_PROTOSON => protoson::decode_prefix(rest).map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?,
-        WT_PSON_V2 => v2::decode_prefix(rest).map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?,
+        WT_PROTOSON => protoson::decode_prefix(rest)
+            .map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?,
+        WT_PSON_V2 => {
+            v2::decode_prefix(rest).map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?
+        }
         other => {
-            return Err((MessageErrorKind::InvalidWireType { dialect: Dialect::Draft2026, wire_type: other }, pos));
+            return Err((
+                MessageErrorKind::InvalidWireType {
+                    dialect: Dialect::Draft2026,
+                    wire_type: other,
+                },
+                pos,
+            ));
         }
     };
     Ok((field, wire_type, value, at + used))
 }
 
 /// Decodes a 2026 body of a known message type; also returns the flavour of its payload field.
-pub(super) fn decode_body(kind: MessageType, body: &[u8]) -> Result<(Message, Option<Flavour>), MessageError> {
+pub(super) fn decode_body(
+    kind: MessageType,
+    body: &[u8],
+) -> Result<(Message, Option<Flavour>), MessageError> {
     let mut scan = Scan::default();
     let mut pos = 0;
     while pos < body.len() {
@@ -205,7 +247,13 @@ pub(super) fn decode_body(kind: MessageType, body: &[u8]) -> Result<(Message, Op
             }
         }
     }
-    let flavour = scan.wire_type(usize::from(F_PAYLOAD)).map(|wt| if wt == WT_PROTOSON { Flavour::V1 } else { Flavour::V2 });
+    let flavour = scan.wire_type(usize::from(F_PAYLOAD)).map(|wt| {
+        if wt == WT_PROTOSON {
+            Flavour::V1
+        } else {
+            Flavour::V2
+        }
+    });
     build(kind, scan, body.len()).map(|m| (m, flavour))
 }
 
@@ -258,7 +306,10 @@ fn build(kind: MessageType, mut scan: Scan, end: usize) -> Result<Message, Messa
                 m.auth_type = Some(if n == LEGACY_CREDENTIALS {
                     AuthType::Credentials
                 } else {
-                    AuthType::Other(u32::try_from(n).map_err(|_| fail(&scan, MessageErrorKind::IllTyped("auth_type")))?)
+                    AuthType::Other(
+                        u32::try_from(n)
+                            .map_err(|_| fail(&scan, MessageErrorKind::IllTyped("auth_type")))?,
+                    )
                 });
             }
             Some(_) => return Err(fail(&scan, MessageErrorKind::BadShape("params"))),

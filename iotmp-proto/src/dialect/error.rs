@@ -57,7 +57,10 @@ pub enum MessageErrorKind {
 impl MessageErrorKind {
     /// Syntax failures stop the field scan; content failures are found after it (spec §7.2).
     pub const fn is_syntax(&self) -> bool {
-        !matches!(self, Self::IllTyped(_) | Self::BadShape(_) | Self::MissingField(_) | Self::UnknownType(_))
+        !matches!(
+            self,
+            Self::IllTyped(_) | Self::BadShape(_) | Self::MissingField(_) | Self::UnknownType(_)
+        )
     }
 }
 
@@ -89,7 +92,9 @@ impl MessageError {
             return Outcome::Ignore;
         }
         match (self.message_type, self.stream_id) {
-            (Some(t), Some(id)) if t.is_request() && id != 0 => Outcome::DropAndError { stream_id: id },
+            (Some(t), Some(id)) if t.is_request() && id != 0 => {
+                Outcome::DropAndError { stream_id: id }
+            }
             _ => Outcome::Drop,
         }
     }

@@ -62,23 +62,36 @@ fn carries(dialect: Dialect, kind: MessageType, field: Field) -> bool {
     let d2020 = dialect == Dialect::Draft2020;
     match kind {
         T::KeepAlive => false,
-        T::Ok | T::Error => matches!(field, F::StreamId | F::Payload) || (!d2020 && field == F::Params),
+        T::Ok | T::Error => {
+            matches!(field, F::StreamId | F::Payload) || (!d2020 && field == F::Params)
+        }
         T::Run => {
             matches!(field, F::StreamId | F::Resource | F::Payload)
                 || (d2020 && field == F::Action)
                 || (!d2020 && field == F::Params)
         }
         T::StartStream => {
-            matches!(field, F::StreamId | F::Resource | F::IntervalMs) || (!d2020 && matches!(field, F::Params | F::Payload))
+            matches!(field, F::StreamId | F::Resource | F::IntervalMs)
+                || (!d2020 && matches!(field, F::Params | F::Payload))
         }
-        T::StopStream => field == F::StreamId || (!d2020 && matches!(field, F::Params | F::Payload)),
-        T::Describe => matches!(field, F::StreamId | F::Resource) || (!d2020 && matches!(field, F::Params | F::Payload)),
+        T::StopStream => {
+            field == F::StreamId || (!d2020 && matches!(field, F::Params | F::Payload))
+        }
+        T::Describe => {
+            matches!(field, F::StreamId | F::Resource)
+                || (!d2020 && matches!(field, F::Params | F::Payload))
+        }
         T::Connect => {
             matches!(field, F::StreamId | F::Payload | F::AuthType | F::KeepAlive)
                 || (!d2020 && matches!(field, F::PsonVersion | F::Params))
         }
-        T::Disconnect => matches!(field, F::StreamId | F::Reason) || (!d2020 && field == F::Payload),
-        T::StreamData => matches!(field, F::StreamId | F::Payload | F::DataKind) || (!d2020 && field == F::Params),
+        T::Disconnect => {
+            matches!(field, F::StreamId | F::Reason) || (!d2020 && field == F::Payload)
+        }
+        T::StreamData => {
+            matches!(field, F::StreamId | F::Payload | F::DataKind)
+                || (!d2020 && field == F::Params)
+        }
     }
 }
 
@@ -87,11 +100,24 @@ fn carries(dialect: Dialect, kind: MessageType, field: Field) -> bool {
 pub(super) fn check_representable(dialect: Dialect, m: &Message) -> Result<(), EncodeError> {
     for (field, set) in set_fields(m) {
         if set && !carries(dialect, m.kind, field) {
-            return Err(EncodeError::NotRepresentable { dialect, message_type: m.kind, field: field.name() });
+            return Err(EncodeError::NotRepresentable {
+                dialect,
+                message_type: m.kind,
+                field: field.name(),
+            });
         }
     }
     use MessageType as T;
-    let needs_stream_id = matches!(m.kind, T::Ok | T::Error | T::StartStream | T::StopStream | T::Describe | T::Connect | T::StreamData);
+    let needs_stream_id = matches!(
+        m.kind,
+        T::Ok
+            | T::Error
+            | T::StartStream
+            | T::StopStream
+            | T::Describe
+            | T::Connect
+            | T::StreamData
+    );
     if needs_stream_id && m.stream_id.is_none() {
         return Err(EncodeError::MissingField("stream_id"));
     }
@@ -125,7 +151,8 @@ impl Scan {
             self.last_valid_stream_id = Some(id);
         }
         let index = field.wrapping_sub(1) as usize;
-        if let (Some(slot), Some(wt)) = (self.slots.get_mut(index), self.wire_types.get_mut(index)) {
+        if let (Some(slot), Some(wt)) = (self.slots.get_mut(index), self.wire_types.get_mut(index))
+        {
             *slot = Some(value);
             *wt = wire_type;
         }
@@ -133,7 +160,9 @@ impl Scan {
 
     /// Removes and returns field `id` (1-based).
     pub(super) fn take(&mut self, id: usize) -> Option<Value> {
-        self.slots.get_mut(id.wrapping_sub(1)).and_then(Option::take)
+        self.slots
+            .get_mut(id.wrapping_sub(1))
+            .and_then(Option::take)
     }
 
     /// The wire type of the last occurrence of field `id`, if it occurred.
@@ -146,8 +175,18 @@ impl Scan {
     }
 
     /// A content error (found after the scan) for a message of `kind`.
-    pub(super) fn content_error(&self, message_type: MessageType, kind: MessageErrorKind, offset: usize) -> MessageError {
-        MessageError { kind, offset, message_type: Some(message_type), stream_id: self.last_valid_stream_id }
+    pub(super) fn content_error(
+        &self,
+        message_type: MessageType,
+        kind: MessageErrorKind,
+        offset: usize,
+    ) -> MessageError {
+        MessageError {
+            kind,
+            offset,
+            message_type: Some(message_type),
+            stream_id: self.last_valid_stream_id,
+        }
     }
 }
 

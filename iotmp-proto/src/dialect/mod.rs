@@ -8,9 +8,11 @@
 mod draft2020;
 mod draft2026;
 mod error;
+mod errors_info;
 mod fields;
 
 pub use error::{EncodeError, MessageError, MessageErrorKind};
+pub use errors_info::{ErrorInfo, MALFORMED_CODE, MALFORMED_TEXT};
 
 use crate::len_prefix;
 use crate::message::{Message, MessageType, StreamKind};
@@ -116,7 +118,12 @@ impl Dialect {
     ///
     /// `flavour` picks the value encoding of 2026 PSON fields (ignored by 2020, which always uses
     /// Protoson). On error nothing is appended.
-    pub fn encode(self, message: &Message, flavour: Flavour, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn encode(
+        self,
+        message: &Message,
+        flavour: Flavour,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let start = out.len();
         let result = self.encode_inner(message, flavour, out);
         if result.is_err() {
@@ -125,9 +132,16 @@ impl Dialect {
         result
     }
 
-    fn encode_inner(self, message: &Message, flavour: Flavour, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    fn encode_inner(
+        self,
+        message: &Message,
+        flavour: Flavour,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         fields::check_representable(self, message)?;
-        let code = self.type_code(message.kind, message.data_kind).ok_or(EncodeError::StreamDataWithoutKind)?;
+        let code = self
+            .type_code(message.kind, message.data_kind)
+            .ok_or(EncodeError::StreamDataWithoutKind)?;
         out.push(code);
         let at = len_prefix::start(out);
         match self {
@@ -150,7 +164,11 @@ impl Dialect {
 
     /// Like [`Dialect::decode`], also telling which value flavour the payload field used (a 2026
     /// server picks a connection's flavour from its CONNECT payload, spec §4.6).
-    pub fn decode_detailed(self, code: u32, body: &[u8]) -> Result<(Message, Option<Flavour>), MessageError> {
+    pub fn decode_detailed(
+        self,
+        code: u32,
+        body: &[u8],
+    ) -> Result<(Message, Option<Flavour>), MessageError> {
         let Some((kind, data_kind)) = self.message_type(code) else {
             return Err(MessageError {
                 kind: MessageErrorKind::UnknownType(code),

@@ -15,7 +15,9 @@ pub enum MessageJsonError {
     #[error("a message must be a JSON object")]
     NotAnObject,
     /// `type` absent or not one of the ten names.
-    #[error("\"type\" must be one of OK, ERROR, KEEP_ALIVE, RUN, START_STREAM, STOP_STREAM, DESCRIBE, CONNECT, DISCONNECT, STREAM_DATA")]
+    #[error(
+        "\"type\" must be one of OK, ERROR, KEEP_ALIVE, RUN, START_STREAM, STOP_STREAM, DESCRIBE, CONNECT, DISCONNECT, STREAM_DATA"
+    )]
     BadType,
     /// A member this form does not define.
     #[error("unknown member {0:?}")]
@@ -61,7 +63,11 @@ pub fn message_to_json(message: &Message) -> Json {
         };
         o.insert("auth_type".into(), json);
     }
-    for (name, value) in [("keep_alive", message.keep_alive), ("pson_version", message.pson_version), ("action", message.action)] {
+    for (name, value) in [
+        ("keep_alive", message.keep_alive),
+        ("pson_version", message.pson_version),
+        ("action", message.action),
+    ] {
         if let Some(v) = value {
             o.insert(name.into(), Json::Number(Number::from(v)));
         }
@@ -72,7 +78,11 @@ pub fn message_to_json(message: &Message) -> Json {
     if let Some(ms) = message.interval_ms {
         o.insert("interval_ms".into(), Json::Number(Number::from(ms)));
     }
-    for (name, value) in [("params", &message.params), ("reason", &message.reason), ("payload", &message.payload)] {
+    for (name, value) in [
+        ("params", &message.params),
+        ("reason", &message.reason),
+        ("payload", &message.payload),
+    ] {
         if let Some(v) = value {
             o.insert(name.into(), to_tagged(v));
         }
@@ -81,7 +91,9 @@ pub fn message_to_json(message: &Message) -> Json {
 }
 
 fn integer(json: &Json, member: &'static str, max: u64) -> Result<u64, MessageJsonError> {
-    json.as_u64().filter(|&n| n <= max).ok_or(MessageJsonError::OutOfRange(member))
+    json.as_u64()
+        .filter(|&n| n <= max)
+        .ok_or(MessageJsonError::OutOfRange(member))
 }
 
 /// The message a JSON object describes. Unknown members are errors, so typos do not vanish.
@@ -93,13 +105,21 @@ pub fn message_from_json(json: &Json) -> Result<Message, MessageJsonError> {
         .and_then(MessageType::from_name)
         .ok_or(MessageJsonError::BadType)?;
     let mut m = Message::new(kind);
-    let value = |member: &'static str, json: &Json| from_tagged(json).map_err(|source| MessageJsonError::Value { member, source });
+    let value = |member: &'static str, json: &Json| {
+        from_tagged(json).map_err(|source| MessageJsonError::Value { member, source })
+    };
     for (name, member) in object {
         match name.as_str() {
             "type" => {}
-            "stream_id" => m.stream_id = Some(integer(member, "stream_id", u64::from(u16::MAX))? as u16),
-            "keep_alive" => m.keep_alive = Some(integer(member, "keep_alive", u64::from(u32::MAX))? as u32),
-            "pson_version" => m.pson_version = Some(integer(member, "pson_version", u64::from(u32::MAX))? as u32),
+            "stream_id" => {
+                m.stream_id = Some(integer(member, "stream_id", u64::from(u16::MAX))? as u16)
+            }
+            "keep_alive" => {
+                m.keep_alive = Some(integer(member, "keep_alive", u64::from(u32::MAX))? as u32)
+            }
+            "pson_version" => {
+                m.pson_version = Some(integer(member, "pson_version", u64::from(u32::MAX))? as u32)
+            }
             "action" => m.action = Some(integer(member, "action", u64::from(u32::MAX))? as u32),
             "interval_ms" => m.interval_ms = Some(integer(member, "interval_ms", u64::MAX)?),
             "resource" => m.resource = Some(value("resource", member)?),
@@ -118,8 +138,13 @@ pub fn message_from_json(json: &Json) -> Result<Message, MessageJsonError> {
                     Json::String(s) if s == "credentials" => AuthType::Credentials,
                     Json::String(s) if s == "certificate" => AuthType::Certificate,
                     Json::Object(o) if o.len() == 1 => {
-                        let n = o.get("other").and_then(Json::as_u64).ok_or(MessageJsonError::BadAuthType)?;
-                        AuthType::Other(u32::try_from(n).map_err(|_| MessageJsonError::BadAuthType)?)
+                        let n = o
+                            .get("other")
+                            .and_then(Json::as_u64)
+                            .ok_or(MessageJsonError::BadAuthType)?;
+                        AuthType::Other(
+                            u32::try_from(n).map_err(|_| MessageJsonError::BadAuthType)?,
+                        )
                     }
                     _ => return Err(MessageJsonError::BadAuthType),
                 })

@@ -24,7 +24,9 @@ pub enum TaggedError {
     #[error("integer {0} is outside -2^63..=2^64-1")]
     IntegerOutOfRange(String),
     /// A plain JSON number with a fraction or exponent (floats must be tagged).
-    #[error("number {0} has a fraction or exponent: write floats as {{\"$f32\": x}} or {{\"$f64\": x}}")]
+    #[error(
+        "number {0} has a fraction or exponent: write floats as {{\"$f32\": x}} or {{\"$f64\": x}}"
+    )]
     UntaggedFloat(String),
     /// A `$f32` / `$f64` tag holding something other than a number or a special name.
     #[error("{tag} must hold a number or \"NaN\", \"Infinity\", \"-Infinity\", not {found}")]
@@ -66,29 +68,57 @@ pub fn to_tagged(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::UInt(u) => Json::Number(Number::from(*u)),
-        Value::NegInt(m) => match Value::NegInt(*m).as_i128().and_then(|n| i64::try_from(n).ok()) {
+        Value::NegInt(m) => match Value::NegInt(*m)
+            .as_i128()
+            .and_then(|n| i64::try_from(n).ok())
+        {
             Some(n) => Json::Number(Number::from(n)),
             None => Json::Null,
         },
-        Value::F32(f) => tag(TAG_F32, float_json(format!("{f:?}"), f.is_nan(), f.is_infinite(), *f < 0.0)),
-        Value::F64(f) => tag(TAG_F64, float_json(format!("{f:?}"), f.is_nan(), f.is_infinite(), *f < 0.0)),
+        Value::F32(f) => tag(
+            TAG_F32,
+            float_json(format!("{f:?}"), f.is_nan(), f.is_infinite(), *f < 0.0),
+        ),
+        Value::F64(f) => tag(
+            TAG_F64,
+            float_json(format!("{f:?}"), f.is_nan(), f.is_infinite(), *f < 0.0),
+        ),
         Value::Str(s) => Json::String(s.to_string()),
         Value::Bytes(b) => tag(TAG_BYTES, Json::String(hex::encode(b))),
         Value::Array(items) => Json::Array(items.iter().map(to_tagged).collect()),
         Value::Map(map) => {
-            let looks_like_tag = map.len() == 1 && map.keys().all(|k| [TAG_F32, TAG_F64, TAG_BYTES, TAG_MAP].contains(&k));
+            let looks_like_tag = map.len() == 1
+                && map
+                    .keys()
+                    .all(|k| [TAG_F32, TAG_F64, TAG_BYTES, TAG_MAP].contains(&k));
             if looks_like_tag {
-                let pairs = map.iter().map(|(k, v)| Json::Array(vec![Json::String(k.to_owned()), to_tagged(v)])).collect();
+                let pairs = map
+                    .iter()
+                    .map(|(k, v)| Json::Array(vec![Json::String(k.to_owned()), to_tagged(v)]))
+                    .collect();
                 tag(TAG_MAP, Json::Array(pairs))
             } else {
-                Json::Object(map.iter().map(|(k, v)| (k.to_owned(), to_tagged(v))).collect())
+                Json::Object(
+                    map.iter()
+                        .map(|(k, v)| (k.to_owned(), to_tagged(v)))
+                        .collect(),
+                )
             }
         }
     }
 }
 
-fn parse_float<T: std::str::FromStr>(json: &Json, tag: &'static str, nan: T, inf: T, neg_inf: T) -> Result<T, TaggedError> {
-    let bad = || TaggedError::BadFloat { tag, found: json.to_string() };
+fn parse_float<T: std::str::FromStr>(
+    json: &Json,
+    tag: &'static str,
+    nan: T,
+    inf: T,
+    neg_inf: T,
+) -> Result<T, TaggedError> {
+    let bad = || TaggedError::BadFloat {
+        tag,
+        found: json.to_string(),
+    };
     match json {
         // Parsing the decimal text straight into the target width rounds once, to nearest.
         Json::Number(n) => n.to_string().parse::<T>().map_err(|_| bad()),
@@ -116,25 +146,53 @@ fn from_tagged_at(json: &Json, depth: usize) -> Result<Value, TaggedError> {
             if !is_integer_literal(&text) {
                 return Err(TaggedError::UntaggedFloat(text));
             }
-            text.parse::<i128>().ok().and_then(Value::from_i128).ok_or(TaggedError::IntegerOutOfRange(text))?
+            text.parse::<i128>()
+                .ok()
+                .and_then(Value::from_i128)
+                .ok_or(TaggedError::IntegerOutOfRange(text))?
         }
         Json::String(s) => Value::from(s.as_str()),
         Json::Array(items) => {
             if depth >= MAX_DEPTH {
                 return Err(TaggedError::TooDeep);
             }
-            Value::Array(items.iter().map(|v| from_tagged_at(v, depth + 1)).collect::<Result<_, _>>()?)
+            Value::Array(
+                items
+                    .iter()
+                    .map(|v| from_tagged_at(v, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Json::Object(members) => {
             if members.len() == 1
                 && let Some((name, inner)) = members.iter().next()
             {
                 match name.as_str() {
-                    TAG_F32 => return Ok(Value::F32(parse_float(inner, TAG_F32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY)?)),
-                    TAG_F64 => return Ok(Value::F64(parse_float(inner, TAG_F64, f64::NAN, f64::INFINITY, f64::NEG_INFINITY)?)),
+                    TAG_F32 => {
+                        return Ok(Value::F32(parse_float(
+                            inner,
+                            TAG_F32,
+                            f32::NAN,
+                            f32::INFINITY,
+                            f32::NEG_INFINITY,
+                        )?));
+                    }
+                    TAG_F64 => {
+                        return Ok(Value::F64(parse_float(
+                            inner,
+                            TAG_F64,
+                            f64::NAN,
+                            f64::INFINITY,
+                            f64::NEG_INFINITY,
+                        )?));
+                    }
                     TAG_BYTES => {
-                        let text = inner.as_str().ok_or_else(|| TaggedError::BadBytes(inner.to_string()))?;
-                        return hex::decode(text).map(Value::Bytes).map_err(|_| TaggedError::BadBytes(text.to_owned()));
+                        let text = inner
+                            .as_str()
+                            .ok_or_else(|| TaggedError::BadBytes(inner.to_string()))?;
+                        return hex::decode(text)
+                            .map(Value::Bytes)
+                            .map_err(|_| TaggedError::BadBytes(text.to_owned()));
                     }
                     TAG_MAP => {
                         if depth >= MAX_DEPTH {

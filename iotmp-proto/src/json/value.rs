@@ -41,7 +41,10 @@ pub fn to_json(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::UInt(u) => Json::Number(Number::from(*u)),
-        Value::NegInt(m) => match Value::NegInt(*m).as_i128().and_then(|n| i64::try_from(n).ok()) {
+        Value::NegInt(m) => match Value::NegInt(*m)
+            .as_i128()
+            .and_then(|n| i64::try_from(n).ok())
+        {
             Some(n) => Json::Number(Number::from(n)),
             None => Json::Null,
         },
@@ -51,7 +54,11 @@ pub fn to_json(value: &Value) -> Json {
         Value::Str(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(map) => Json::Object(map.iter().map(|(k, v)| (k.to_owned(), to_json(v))).collect()),
+        Value::Map(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (k.to_owned(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -91,7 +98,12 @@ fn from_json_at(json: &Json, depth: usize) -> Result<Value, FromJsonError> {
             if depth >= crate::value::MAX_DEPTH {
                 return Err(FromJsonError::TooDeep);
             }
-            Value::Array(items.iter().map(|v| from_json_at(v, depth + 1)).collect::<Result<_, _>>()?)
+            Value::Array(
+                items
+                    .iter()
+                    .map(|v| from_json_at(v, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         Json::Object(members) => {
             if depth >= crate::value::MAX_DEPTH {
@@ -121,11 +133,26 @@ mod tests {
         assert_eq!(parse("22.0").unwrap(), Value::UInt(22));
         assert_eq!(parse("23.5").unwrap(), Value::F32(23.5));
         assert_eq!(parse("0.3").unwrap(), Value::F64(0.3));
-        assert_eq!(parse("-9223372036854775808").unwrap(), Value::NegInt(1 << 63));
-        assert_eq!(parse("18446744073709551615").unwrap(), Value::UInt(u64::MAX));
-        assert!(matches!(parse("18446744073709551616"), Err(FromJsonError::IntegerOutOfRange(_))));
-        assert!(matches!(parse("-9223372036854775809"), Err(FromJsonError::IntegerOutOfRange(_))));
-        assert!(matches!(parse("1e400"), Err(FromJsonError::FloatOverflow(_))));
+        assert_eq!(
+            parse("-9223372036854775808").unwrap(),
+            Value::NegInt(1 << 63)
+        );
+        assert_eq!(
+            parse("18446744073709551615").unwrap(),
+            Value::UInt(u64::MAX)
+        );
+        assert!(matches!(
+            parse("18446744073709551616"),
+            Err(FromJsonError::IntegerOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse("-9223372036854775809"),
+            Err(FromJsonError::IntegerOutOfRange(_))
+        ));
+        assert!(matches!(
+            parse("1e400"),
+            Err(FromJsonError::FloatOverflow(_))
+        ));
     }
 
     #[test]

@@ -108,7 +108,11 @@ pub(crate) fn varint_kind(err: VarintError, max_bytes: u8) -> ValueErrorKind {
 }
 
 /// Encodes `value` in `flavour` at the end of `out`; on error nothing is appended.
-pub fn encode(flavour: Flavour, value: &crate::Value, out: &mut Vec<u8>) -> Result<(), ValueEncodeError> {
+pub fn encode(
+    flavour: Flavour,
+    value: &crate::Value,
+    out: &mut Vec<u8>,
+) -> Result<(), ValueEncodeError> {
     match flavour {
         Flavour::V2 => v2::encode(value, out),
         Flavour::V1 => protoson::encode(value, out),

@@ -114,21 +114,32 @@ fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Val
 }
 
 fn check_container(out: &[u8], at: usize) -> Result<(), ValueEncodeError> {
-    if out.len().saturating_sub(at + 1) as u64 > U32_MAX { Err(ValueEncodeError::TooLarge) } else { Ok(()) }
+    if out.len().saturating_sub(at + 1) as u64 > U32_MAX {
+        Err(ValueEncodeError::TooLarge)
+    } else {
+        Ok(())
+    }
 }
 
 /// Decodes exactly one value spanning all of `input`.
 pub fn decode(input: &[u8]) -> Result<Value, ValueError> {
     let (value, used) = decode_prefix(input)?;
     if used != input.len() {
-        return Err(ValueError { kind: ValueErrorKind::TrailingBytes, offset: used });
+        return Err(ValueError {
+            kind: ValueErrorKind::TrailingBytes,
+            offset: used,
+        });
     }
     Ok(value)
 }
 
 /// Decodes one value from the start of `input`; returns it and the number of bytes it used.
 pub fn decode_prefix(input: &[u8]) -> Result<(Value, usize), ValueError> {
-    let mut reader = Reader { input, pos: 0, base: 0 };
+    let mut reader = Reader {
+        input,
+        pos: 0,
+        base: 0,
+    };
     let value = reader.value(0)?;
     Ok((value, reader.pos))
 }
@@ -142,7 +153,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn fail<T>(&self, kind: ValueErrorKind, window_pos: usize) -> Result<T, ValueError> {
-        Err(ValueError { kind, offset: self.base + window_pos })
+        Err(ValueError {
+            kind,
+            offset: self.base + window_pos,
+        })
     }
 
     fn remaining(&self) -> usize {
@@ -181,7 +195,11 @@ impl<'a> Reader<'a> {
     }
 
     fn fixed<const N: usize>(&mut self, at: usize) -> Result<[u8; N], ValueError> {
-        match self.input.get(self.pos..self.pos + N).and_then(|s| <[u8; N]>::try_from(s).ok()) {
+        match self
+            .input
+            .get(self.pos..self.pos + N)
+            .and_then(|s| <[u8; N]>::try_from(s).ok())
+        {
             Some(bytes) => {
                 self.pos += N;
                 Ok(bytes)
@@ -195,7 +213,11 @@ impl<'a> Reader<'a> {
         let size = self.varint(5, U32_MAX)?;
         let start = self.pos;
         let window = self.take(size, at, ValueErrorKind::LengthExceedsRemaining)?;
-        Ok(Reader { input: window, pos: 0, base: self.base + start })
+        Ok(Reader {
+            input: window,
+            pos: 0,
+            base: self.base + start,
+        })
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, ValueError> {
@@ -223,12 +245,19 @@ impl<'a> Reader<'a> {
             TAG_ONE => Ok(Value::UInt(1)),
             TAG_STRING => {
                 let len = self.varint(5, U32_MAX)?;
-                Ok(Value::Str(self.text(len, at, ValueErrorKind::LengthExceedsRemaining)?))
+                Ok(Value::Str(self.text(
+                    len,
+                    at,
+                    ValueErrorKind::LengthExceedsRemaining,
+                )?))
             }
             TAG_EMPTY_STRING => Ok(Value::Str(Text::default())),
             TAG_BYTES => {
                 let len = self.varint(5, U32_MAX)?;
-                Ok(Value::Bytes(self.take(len, at, ValueErrorKind::LengthExceedsRemaining)?.to_vec()))
+                Ok(Value::Bytes(
+                    self.take(len, at, ValueErrorKind::LengthExceedsRemaining)?
+                        .to_vec(),
+                ))
             }
             TAG_EMPTY_BYTES => Ok(Value::Bytes(Vec::new())),
             TAG_MAP => {
@@ -240,7 +269,8 @@ impl<'a> Reader<'a> {
                 while content.remaining() > 0 {
                     let key_at = content.pos;
                     let key_len = content.varint(5, U32_MAX)?;
-                    let key = content.text(key_len, key_at, ValueErrorKind::KeyLengthExceedsContainer)?;
+                    let key =
+                        content.text(key_len, key_at, ValueErrorKind::KeyLengthExceedsContainer)?;
                     let item = content.value(depth + 1)?;
                     map.push_unchecked(key, item);
                 }

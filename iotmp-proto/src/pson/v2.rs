@@ -89,7 +89,10 @@ fn write_value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Val
 pub fn decode(input: &[u8]) -> Result<Value, ValueError> {
     let (value, used) = decode_prefix(input)?;
     if used != input.len() {
-        return Err(ValueError { kind: ValueErrorKind::TrailingBytes, offset: used });
+        return Err(ValueError {
+            kind: ValueErrorKind::TrailingBytes,
+            offset: used,
+        });
     }
     Ok(value)
 }
@@ -163,7 +166,11 @@ impl<'a> Reader<'a> {
     }
 
     fn fixed<const N: usize>(&mut self, at: usize) -> Result<[u8; N], ValueError> {
-        match self.input.get(self.pos..self.pos + N).and_then(|s| <[u8; N]>::try_from(s).ok()) {
+        match self
+            .input
+            .get(self.pos..self.pos + N)
+            .and_then(|s| <[u8; N]>::try_from(s).ok())
+        {
             Some(bytes) => {
                 self.pos += N;
                 Ok(bytes)

@@ -93,7 +93,10 @@ mod tests {
         m.insert("humidity", 60u32);
         m.insert("label", "out\"door");
         m.insert("raw", Value::Bytes(vec![1, 0xAB]));
-        m.insert("list", Value::Array(vec![Value::NegInt(3), Value::F64(0.3), Value::Null]));
+        m.insert(
+            "list",
+            Value::Array(vec![Value::NegInt(3), Value::F64(0.3), Value::Null]),
+        );
         assert_eq!(
             Value::Map(m).to_string(),
             r#"{"temperature": 23.5f32, "humidity": 60, "label": "out\"door", "raw": h'01ab', "list": [-3, 0.3f64, null]}"#

@@ -19,12 +19,16 @@ const LINEAR_DEDUP_LIMIT: usize = 16;
 impl Map {
     /// An empty map.
     pub const fn new() -> Self {
-        Map { entries: Vec::new() }
+        Map {
+            entries: Vec::new(),
+        }
     }
 
     /// An empty map with room for `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Self {
-        Map { entries: Vec::with_capacity(capacity) }
+        Map {
+            entries: Vec::with_capacity(capacity),
+        }
     }
 
     /// Number of entries.
@@ -124,7 +128,12 @@ impl Map {
         let mut start = 0;
         while start < n {
             let mut end = start + 1;
-            let key_at = |i: usize| order.get(i).and_then(|&idx| self.entries.get(idx)).map(|e| &e.0);
+            let key_at = |i: usize| {
+                order
+                    .get(i)
+                    .and_then(|&idx| self.entries.get(idx))
+                    .map(|e| &e.0)
+            };
             while end < n && key_at(end) == key_at(start) {
                 end += 1;
             }
@@ -178,7 +187,10 @@ impl IntoIterator for Map {
 
 impl<'a> IntoIterator for &'a Map {
     type Item = (&'a str, &'a Value);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Text, Value)>, fn(&'a (Text, Value)) -> (&'a str, &'a Value)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Text, Value)>,
+        fn(&'a (Text, Value)) -> (&'a str, &'a Value),
+    >;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -200,7 +212,10 @@ mod tests {
     #[test]
     fn last_value_wins_at_first_position() {
         let m = decoded(&[("a", 1), ("b", 2), ("a", 3)]);
-        assert_eq!(m.iter().map(|(k, v)| (k, v.as_u64())).collect::<Vec<_>>(), [("a", Some(3)), ("b", Some(2))]);
+        assert_eq!(
+            m.iter().map(|(k, v)| (k, v.as_u64())).collect::<Vec<_>>(),
+            [("a", Some(3)), ("b", Some(2))]
+        );
     }
 
     #[test]

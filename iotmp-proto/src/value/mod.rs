@@ -54,7 +54,11 @@ impl Value {
             u64::try_from(n).ok().map(Value::UInt)
         } else {
             let magnitude = n.unsigned_abs();
-            if magnitude <= 1u128 << 63 { u64::try_from(magnitude).ok().map(Value::NegInt) } else { None }
+            if magnitude <= 1u128 << 63 {
+                u64::try_from(magnitude).ok().map(Value::NegInt)
+            } else {
+                None
+            }
         }
     }
 
@@ -143,8 +147,12 @@ impl PartialEq for Value {
             (Value::Null, Value::Null) => true,
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::UInt(a), Value::UInt(b)) | (Value::NegInt(a), Value::NegInt(b)) => a == b,
-            (Value::F32(a), Value::F32(b)) => (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
-            (Value::F64(a), Value::F64(b)) => (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits(),
+            (Value::F32(a), Value::F32(b)) => {
+                (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+            }
+            (Value::F64(a), Value::F64(b)) => {
+                (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+            }
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::Array(a), Value::Array(b)) => a == b,

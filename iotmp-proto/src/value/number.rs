@@ -18,7 +18,11 @@ impl Value {
     pub fn from_number(x: f64) -> Value {
         if x.is_finite() && x.fract() == 0.0 && (MINUS_TWO_POW_63..TWO_POW_64).contains(&x) {
             // The range check above makes both casts exact.
-            return if x >= 0.0 { Value::UInt(x as u64) } else { Value::NegInt((-x) as u64) };
+            return if x >= 0.0 {
+                Value::UInt(x as u64)
+            } else {
+                Value::NegInt((-x) as u64)
+            };
         }
         if x.is_nan() {
             return Value::F32(f32::from_bits(CANONICAL_NAN_F32));
@@ -42,7 +46,10 @@ mod tests {
         assert_eq!(Value::from_number(-3.0), Value::NegInt(3));
         assert_eq!(Value::from_number(23.5), Value::F32(23.5));
         assert_eq!(Value::from_number(0.3), Value::F64(0.3));
-        assert_eq!(Value::from_number(TWO_POW_64), Value::F32(TWO_POW_64 as f32));
+        assert_eq!(
+            Value::from_number(TWO_POW_64),
+            Value::F32(TWO_POW_64 as f32)
+        );
         assert_eq!(Value::from_number(MINUS_TWO_POW_63), Value::NegInt(1 << 63));
         assert_eq!(Value::from_number(f64::INFINITY), Value::F32(f32::INFINITY));
         match Value::from_number(f64::NAN) {
