@@ -39,6 +39,7 @@ mod len_prefix;
 pub mod message;
 pub mod outcome;
 pub mod pson;
+pub mod time;
 pub mod value;
 mod varint;
 
@@ -46,4 +47,5 @@ pub use dialect::{Dialect, EncodeError, MessageError, MessageErrorKind};
 pub use message::{AuthType, Message, MessageType, StreamKind};
 pub use outcome::Outcome;
 pub use pson::Flavour;
+pub use time::Instant;
 pub use value::{Map, Text, Value};
