@@ -31,6 +31,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod client;
+pub mod device;
 pub mod dialect;
 pub mod frame;
 #[cfg(feature = "serde")]
@@ -39,13 +41,19 @@ mod len_prefix;
 pub mod message;
 pub mod outcome;
 pub mod pson;
+pub mod server;
+pub mod session;
 pub mod time;
 pub mod value;
 mod varint;
 
+pub use client::{Client, ClientConfig, ClientEvent};
+pub use device::{Device, DeviceResources};
 pub use dialect::{Dialect, EncodeError, MessageError, MessageErrorKind};
 pub use message::{AuthType, Message, MessageType, StreamKind};
 pub use outcome::Outcome;
 pub use pson::Flavour;
+pub use server::{ServerConfig, ServerEvent, ServerSession};
+pub use session::{Answer, CloseReason, CommandError, Timer};
 pub use time::Instant;
 pub use value::{Map, Text, Value};

@@ -7,6 +7,8 @@
 )]
 
 pub mod arbitrary;
+pub mod pair;
+pub mod transcript;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,777 @@
+//! The server side of one device connection (spec §6).
+//!
+//! A [`ServerSession`] is created when the transport is accepted. It detects the dialect from
+//! the first frame, validates the CONNECT, hands the authentication decision to the application
+//! ([`ServerEvent::Authenticate`], answered by [`ServerSession::accept`] or
+//! [`ServerSession::reject`]), echoes keep-alives, expires silent connections, answers the
+//! device's own requests as spec §6.5.3 says, and lets the application RUN, DESCRIBE and stream
+//! the device's resources.
+//!
+//! # Contract
+//!
+//! The same as [`Client`](crate::client::Client): inputs are `handle_input(now, bytes)`,
+//! `handle_timeout(now)` and `handle_eof(now)`; commands are verbs; outputs are drained with
+//! `poll_transmit`, `poll_event` and `poll_timeout`, in that order, after every input or command.
+//! When [`ServerEvent::Closed`] comes out, write what `poll_transmit` still holds (an ERROR to a
+//! refused CONNECT, say), then close the transport. After that every call is a no-op.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use base64::Engine as _;
+
+use crate::dialect::Dialect;
+use crate::frame::Deframer;
+use crate::message::{AuthType, Message, MessageType, StreamKind};
+use crate::outcome::Outcome;
+use crate::pson::Flavour;
+use crate::session::outbox::Outbox;
+use crate::session::requests::{OwnTable, Resolution, StreamEnd};
+use crate::session::{
+    Answer, CloseReason, CommandError, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_MAX_REQUESTS,
+    DEFAULT_MAX_STREAMS, DEFAULT_REQUEST_TIMEOUT, Timer,
+};
+use crate::time::Instant;
+use crate::value::{Map, Value};
+
+/// CONNECT refusal codes (spec §6.10).
+pub mod connect_code {
+    /// The credentials (or certificate) were not accepted.
+    pub const BAD_CREDENTIALS: u32 = 2;
+    /// The requested keep-alive is outside the accepted range.
+    pub const INVALID_KEEP_ALIVE: u32 = 3;
+    /// The PSON version does not match the encoding the client used.
+    pub const ENCODING_NOT_SUPPORTED: u32 = 4;
+}
+
+/// Server limits and timers (spec §7.1 defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Time from accepting the transport to a decided CONNECT.
+    pub auth_deadline: Duration,
+    /// Smallest accepted keep-alive, seconds.
+    pub keep_alive_min: u32,
+    /// Largest accepted keep-alive, seconds.
+    pub keep_alive_max: u32,
+    /// A connection expires after keep-alive × this factor, in thousandths (1150 = 1.15).
+    pub keep_alive_factor_permille: u32,
+    /// How long this side waits for answers to its requests.
+    pub request_timeout: Duration,
+    /// First stream id this side allocates (a random start is recommended; the core has none).
+    pub first_stream_id: u16,
+    /// Largest frame body accepted.
+    pub max_body: u32,
+    /// Outstanding requests of this side.
+    pub max_requests: usize,
+    /// Streams this side may have open on the device.
+    pub max_streams: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            auth_deadline: Duration::from_secs(10),
+            keep_alive_min: 5,
+            keep_alive_max: 1800,
+            keep_alive_factor_permille: 1150,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            first_stream_id: 1,
+            max_body: crate::frame::DEFAULT_MAX_BODY,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_streams: DEFAULT_MAX_STREAMS,
+        }
+    }
+}
+
+/// What the driver knows about the transport (spec §6.2, §9).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransportInfo {
+    /// TLS terminated by this server.
+    pub tls: bool,
+    /// The client certificate (DER) the TLS handshake requested and verified, if any.
+    pub verified_client_certificate: Option<Vec<u8>>,
+}
+
+/// What a device presented to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `[username, device_id, credential]` (compare the credential in constant time).
+    Password {
+        /// The owner's user name.
+        user: String,
+        /// The device id.
+        device: String,
+        /// The device credential.
+        credential: String,
+    },
+    /// A certificate that is byte-for-byte the verified TLS client certificate: look up the
+    /// device by the SHA-256 fingerprint of `der`.
+    Certificate {
+        /// The certificate, DER.
+        der: Vec<u8>,
+    },
+}
+
+/// A CONNECT waiting for the application's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthRequest {
+    /// The dialect detected from the first frame.
+    pub dialect: Dialect,
+    /// The value flavour of the connection (2026; Protoson for 2020).
+    pub flavour: Flavour,
+    /// The keep-alive the device asked for (checked against the accepted range).
+    pub keep_alive: u32,
+    /// What to check.
+    pub credentials: Credentials,
+    /// 2026 informational params (`ct`, `fw`, …), if any.
+    pub params: Option<Value>,
+}
+
+/// Something the application learns from a server session.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A valid CONNECT arrived; call [`ServerSession::accept`] or [`ServerSession::reject`].
+    Authenticate(AuthRequest),
+    /// The answer to a RUN or DESCRIBE this side sent.
+    Answered {
+        /// The request's stream id.
+        id: u16,
+        /// OK or ERROR.
+        answer: Answer,
+    },
+    /// A RUN or DESCRIBE of this side got no answer in time.
+    RequestTimedOut {
+        /// The request's stream id.
+        id: u16,
+    },
+    /// The device accepted a START_STREAM (new or reconfigured).
+    StreamOpened {
+        /// The stream.
+        id: u16,
+        /// Its interval.
+        interval_ms: u64,
+    },
+    /// A value arrived on one of this side's streams.
+    StreamData {
+        /// The stream.
+        id: u16,
+        /// The value (absent if the device sent a STREAM_DATA without payload).
+        value: Option<Value>,
+        /// 2020 only: STREAM_SAMPLE or STREAM_EVENT.
+        kind: Option<StreamKind>,
+    },
+    /// One of this side's streams ended.
+    StreamClosed {
+        /// The stream.
+        id: u16,
+        /// Why.
+        why: StreamEnd,
+    },
+    /// The session is over; see [`ServerSession`] for what to do.
+    Closed(CloseReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitConnect,
+    Authenticating { connect_id: u16 },
+    Established,
+    Closed,
+}
+
+/// The server side of one connection. See the [module docs](self) for the contract.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: ServerConfig,
+    transport: TransportInfo,
+    phase: Phase,
+    deframer: Deframer,
+    outbox: Outbox,
+    events: VecDeque<ServerEvent>,
+    own: OwnTable,
+    accepted_at: Instant,
+    keep_alive: u32,
+    last_frame: Instant,
+    /// Bytes that arrived while the application decides on the CONNECT.
+    held_input: Vec<u8>,
+    /// A DISCONNECT of ours awaits its OK.
+    disconnecting: Option<u16>,
+}
+
+impl ServerSession {
+    /// A session for a transport accepted at `now`.
+    pub fn new(config: ServerConfig, transport: TransportInfo, now: Instant) -> Self {
+        let own = OwnTable::new(
+            config.first_stream_id,
+            config.request_timeout,
+            config.max_requests,
+            config.max_streams,
+        );
+        ServerSession {
+            deframer: Deframer::new(config.max_body),
+            config,
+            transport,
+            phase: Phase::AwaitConnect,
+            outbox: Outbox::new(Dialect::Draft2026, Flavour::V2),
+            events: VecDeque::new(),
+            own,
+            accepted_at: now,
+            keep_alive: DEFAULT_KEEP_ALIVE_SECS,
+            last_frame: now,
+            held_input: Vec::new(),
+            disconnecting: None,
+        }
+    }
+
+    // ----- getters -------------------------------------------------------------------------
+
+    /// The dialect, once the first frame has been seen.
+    pub fn dialect(&self) -> Option<Dialect> {
+        (self.phase != Phase::AwaitConnect).then_some(self.outbox.dialect)
+    }
+
+    /// The value flavour used towards the device.
+    pub fn flavour(&self) -> Flavour {
+        self.outbox.flavour
+    }
+
+    /// The negotiated keep-alive, seconds.
+    pub fn keep_alive(&self) -> u32 {
+        self.keep_alive
+    }
+
+    /// True once the application accepted the CONNECT (and until the session closes).
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// True once [`ServerEvent::Closed`] has been queued.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Bytes waiting for `poll_transmit`.
+    pub fn pending_output(&self) -> usize {
+        self.outbox.len()
+    }
+
+    // ----- inputs --------------------------------------------------------------------------
+
+    /// Bytes arrived from the transport.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Authenticating { .. } => self.hold(bytes),
+            _ => self.process(now, bytes),
+        }
+    }
+
+    /// The clock reached a deadline given by `poll_timeout` (spurious calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::AwaitConnect | Phase::Authenticating { .. } => {
+                if now >= self.accepted_at + self.config.auth_deadline {
+                    self.outbox.clear();
+                    self.close(CloseReason::AuthDeadline);
+                }
+            }
+            Phase::Established => {
+                if now >= self.expiry() {
+                    self.close(CloseReason::KeepAliveExpired);
+                    return;
+                }
+                let mut resolved = Vec::new();
+                self.own.expire(now, &mut resolved);
+                for resolution in resolved {
+                    self.resolve(resolution);
+                }
+            }
+        }
+    }
+
+    /// The transport ended.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let reason = match self.deframer.finish() {
+            Err(e) => CloseReason::Framing(e),
+            Ok(()) if self.disconnecting.is_some() => CloseReason::LocalDisconnect,
+            Ok(()) => CloseReason::TransportClosed,
+        };
+        self.close(reason);
+    }
+
+    // ----- commands ------------------------------------------------------------------------
+
+    /// Accepts the pending CONNECT: OK goes out, keep-alive supervision starts, and input that
+    /// arrived meanwhile is processed.
+    pub fn accept(&mut self, now: Instant) -> Result<(), CommandError> {
+        let Phase::Authenticating { connect_id } = self.phase else {
+            return Err(self.not_pending());
+        };
+        self.outbox.send(&Message::ok(connect_id))?;
+        self.phase = Phase::Established;
+        self.last_frame = now;
+        let held = std::mem::take(&mut self.held_input);
+        if !held.is_empty() {
+            self.process(now, &held);
+        }
+        Ok(())
+    }
+
+    /// Refuses the pending CONNECT with "bad credentials" and closes.
+    pub fn reject(&mut self, _now: Instant) -> Result<(), CommandError> {
+        let Phase::Authenticating { connect_id } = self.phase else {
+            return Err(self.not_pending());
+        };
+        self.refuse(connect_id, connect_code::BAD_CREDENTIALS);
+        Ok(())
+    }
+
+    /// RUNs `resource` on the device with an optional input; the answer comes as
+    /// [`ServerEvent::Answered`] (or [`ServerEvent::RequestTimedOut`]).
+    pub fn run(
+        &mut self,
+        now: Instant,
+        resource: impl Into<Value>,
+        input: Option<Value>,
+    ) -> Result<u16, CommandError> {
+        let mut m = Message::new(MessageType::Run).with_resource(resource);
+        m.payload = input;
+        self.request(now, m)
+    }
+
+    /// DESCRIBEs one resource, or all of them.
+    pub fn describe(&mut self, now: Instant, resource: Option<Value>) -> Result<u16, CommandError> {
+        let mut m = Message::new(MessageType::Describe);
+        m.resource = resource;
+        self.copy_resource_for_v1(&mut m);
+        self.request(now, m)
+    }
+
+    /// Opens a stream of `resource` with `interval_ms` (0 = events); returns its id.
+    pub fn start_stream(
+        &mut self,
+        now: Instant,
+        resource: impl Into<Value>,
+        interval_ms: u64,
+    ) -> Result<u16, CommandError> {
+        self.check_established()?;
+        self.own.check_capacity(true)?;
+        let id = self.own.allocate(|_| false)?;
+        let mut m = Message::new(MessageType::StartStream)
+            .with_stream_id(id)
+            .with_resource(resource);
+        m.interval_ms = (interval_ms > 0).then_some(interval_ms);
+        self.copy_resource_for_v1(&mut m);
+        self.outbox.send(&m)?;
+        self.own.insert_stream(now, id, interval_ms);
+        Ok(id)
+    }
+
+    /// Changes the interval of an open stream (0 = events, sent explicitly).
+    pub fn reconfigure_stream(
+        &mut self,
+        now: Instant,
+        id: u16,
+        interval_ms: u64,
+    ) -> Result<(), CommandError> {
+        self.check_established()?;
+        if !self.own.is_live_stream(id) {
+            return Err(CommandError::UnknownStream(id));
+        }
+        let mut m = Message::new(MessageType::StartStream).with_stream_id(id);
+        m.interval_ms = Some(interval_ms);
+        self.outbox.send(&m)?;
+        self.own.reconfigure(now, id, interval_ms)
+    }
+
+    /// Stops a stream; [`ServerEvent::StreamClosed`] follows the device's answer.
+    pub fn stop_stream(&mut self, now: Instant, id: u16) -> Result<(), CommandError> {
+        self.check_established()?;
+        if !self.own.is_live_stream(id) {
+            return Err(CommandError::UnknownStream(id));
+        }
+        self.outbox
+            .send(&Message::new(MessageType::StopStream).with_stream_id(id))?;
+        self.own.stop(now, id)
+    }
+
+    /// Sends DISCONNECT with `reason` and closes (spec §6.11; "replaced" when a newer connection
+    /// of the same device wins, spec §6.1).
+    pub fn disconnect(&mut self, _now: Instant, reason: Option<Value>) -> Result<(), CommandError> {
+        if self.phase == Phase::Closed {
+            return Err(CommandError::Closed);
+        }
+        if self.phase == Phase::Established {
+            let mut m = Message::new(MessageType::Disconnect);
+            m.reason = reason;
+            self.outbox.send(&m)?;
+        }
+        self.close(CloseReason::LocalDisconnect);
+        Ok(())
+    }
+
+    /// Closes without a DISCONNECT.
+    pub fn close_now(&mut self, _now: Instant) {
+        if self.phase != Phase::Closed {
+            self.close(CloseReason::LocalClose);
+        }
+    }
+
+    // ----- outputs -------------------------------------------------------------------------
+
+    /// Appends every byte waiting to be sent to `buf`; returns how many.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        self.outbox.drain_into(buf)
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call `handle_timeout` next, and why.
+    pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::AwaitConnect | Phase::Authenticating { .. } => Some((
+                self.accepted_at + self.config.auth_deadline,
+                Timer::AuthDeadline,
+            )),
+            Phase::Established => {
+                let expiry = (self.expiry(), Timer::KeepAliveExpiry);
+                match self.own.next_deadline() {
+                    Some(d) if d < expiry.0 => Some((d, Timer::RequestTimeout)),
+                    _ => Some(expiry),
+                }
+            }
+        }
+    }
+
+    // ----- internals -----------------------------------------------------------------------
+
+    fn not_pending(&self) -> CommandError {
+        if self.phase == Phase::Closed {
+            CommandError::Closed
+        } else {
+            CommandError::NothingPending
+        }
+    }
+
+    fn check_established(&self) -> Result<(), CommandError> {
+        match self.phase {
+            Phase::Established => Ok(()),
+            Phase::Closed => Err(CommandError::Closed),
+            _ => Err(CommandError::NotEstablished),
+        }
+    }
+
+    fn request(&mut self, now: Instant, mut m: Message) -> Result<u16, CommandError> {
+        self.check_established()?;
+        self.own.check_capacity(false)?;
+        let id = self.own.allocate(|_| false)?;
+        m.stream_id = Some(id);
+        self.outbox.send(&m)?;
+        self.own.insert_request(now, id, m.kind);
+        Ok(id)
+    }
+
+    /// Legacy (Protoson) clients read a START_STREAM / DESCRIBE resource from field 3 (§4.6).
+    fn copy_resource_for_v1(&self, m: &mut Message) {
+        if self.outbox.dialect == Dialect::Draft2026
+            && self.outbox.flavour == Flavour::V1
+            && m.payload.is_none()
+        {
+            m.payload = m.resource.clone();
+        }
+    }
+
+    fn expiry(&self) -> Instant {
+        let ka_us =
+            u64::from(self.keep_alive) * u64::from(self.config.keep_alive_factor_permille) * 1000;
+        self.last_frame + Duration::from_micros(ka_us)
+    }
+
+    fn hold(&mut self, bytes: &[u8]) {
+        // A client must wait for OK before sending more (§6.1); hold at most one frame's worth.
+        if self.held_input.len() + bytes.len() > self.config.max_body as usize + 16 {
+            self.outbox.clear();
+            self.close(CloseReason::Overload);
+            return;
+        }
+        self.held_input.extend_from_slice(bytes);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        for entry in self.own.clear() {
+            if let crate::session::requests::OwnKind::Stream { .. } = entry.kind {
+                self.events.push_back(ServerEvent::StreamClosed {
+                    id: entry.id,
+                    why: StreamEnd::ConnectionEnded,
+                });
+            }
+        }
+        self.held_input = Vec::new();
+        self.events.push_back(ServerEvent::Closed(reason));
+    }
+
+    fn refuse(&mut self, connect_id: u16, code: u32) {
+        let text = match (self.outbox.dialect, code) {
+            // 2026 servers refuse with the code only (spec §6.10).
+            (Dialect::Draft2026, _) => None,
+            (_, connect_code::BAD_CREDENTIALS) => Some("bad credentials"),
+            (_, connect_code::INVALID_KEEP_ALIVE) => Some("invalid keep alive"),
+            (_, _) => Some("encoding not supported"),
+        };
+        let m = self
+            .outbox
+            .dialect
+            .error_message(connect_id, Some(code), text);
+        // An error message of our own always encodes; if it ever did not, closing is still right.
+        let _ = self.outbox.send(&m);
+        self.close(CloseReason::Refused { code });
+    }
+
+    fn process(&mut self, now: Instant, bytes: &[u8]) {
+        // The deframer lends frames out of its own buffer; moving it out for the loop lets the
+        // handlers borrow the session mutably without copying each body.
+        let mut deframer = core::mem::replace(&mut self.deframer, Deframer::new(0));
+        let mut input = bytes;
+        loop {
+            if matches!(self.phase, Phase::Closed) {
+                break;
+            }
+            if let Phase::Authenticating { .. } = self.phase {
+                self.hold(input);
+                break;
+            }
+            let frame = match deframer.next_frame(&mut input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    self.close(CloseReason::Framing(e));
+                    break;
+                }
+            };
+            match self.phase {
+                Phase::AwaitConnect => self.on_first_frame(frame.type_code, frame.body),
+                Phase::Established => {
+                    self.last_frame = now;
+                    self.on_frame(frame.type_code, frame.body);
+                }
+                _ => {}
+            }
+        }
+        self.deframer = deframer;
+    }
+
+    fn on_first_frame(&mut self, code: u32, body: &[u8]) {
+        let Some(dialect) = Dialect::detect(code) else {
+            self.close(CloseReason::NotConnect);
+            return;
+        };
+        self.outbox.dialect = dialect;
+        let (connect, payload_flavour) = match dialect.decode_detailed(code, body) {
+            Ok((m, f)) if m.kind == MessageType::Connect => (m, f),
+            _ => {
+                self.close(CloseReason::NotConnect);
+                return;
+            }
+        };
+        let Some(id) = connect.stream_id else {
+            self.close(CloseReason::NotConnect);
+            return;
+        };
+        if dialect == Dialect::Draft2026 {
+            let flavour = payload_flavour.unwrap_or(Flavour::V2);
+            self.outbox.flavour = flavour;
+            let pv_ok = match connect.pson_version {
+                None => true,
+                Some(0) => flavour == Flavour::V1,
+                Some(1) => flavour == Flavour::V2,
+                Some(_) => false,
+            };
+            if !pv_ok {
+                self.refuse(id, connect_code::ENCODING_NOT_SUPPORTED);
+                return;
+            }
+        } else {
+            self.outbox.flavour = Flavour::V1;
+        }
+        let keep_alive = connect.keep_alive.unwrap_or(DEFAULT_KEEP_ALIVE_SECS);
+        if !(self.config.keep_alive_min..=self.config.keep_alive_max).contains(&keep_alive) {
+            self.refuse(id, connect_code::INVALID_KEEP_ALIVE);
+            return;
+        }
+        let credentials = match connect.auth_type.unwrap_or(AuthType::Credentials) {
+            AuthType::Credentials => password(connect.payload.as_ref()),
+            AuthType::Certificate => self.certificate(connect.payload.as_ref()),
+            AuthType::Other(_) => None,
+        };
+        let Some(credentials) = credentials else {
+            self.refuse(id, connect_code::BAD_CREDENTIALS);
+            return;
+        };
+        self.keep_alive = keep_alive;
+        self.phase = Phase::Authenticating { connect_id: id };
+        self.events
+            .push_back(ServerEvent::Authenticate(AuthRequest {
+                dialect,
+                flavour: self.outbox.flavour,
+                keep_alive,
+                credentials,
+                params: connect.params,
+            }));
+    }
+
+    /// Spec §6.2: only over TLS with a verified client certificate that is byte-for-byte the
+    /// first certificate of the payload.
+    fn certificate(&self, payload: Option<&Value>) -> Option<Credentials> {
+        if !self.transport.tls {
+            return None;
+        }
+        let verified = self.transport.verified_client_certificate.as_ref()?;
+        let der = first_pem_certificate(payload?.as_str()?)?;
+        (der == *verified).then_some(Credentials::Certificate { der })
+    }
+
+    fn on_frame(&mut self, code: u32, body: &[u8]) {
+        let dialect = self.outbox.dialect;
+        let m = match dialect.decode(code, body) {
+            Ok(m) => m,
+            Err(e) => {
+                if let Outcome::DropAndError { stream_id } = e.outcome() {
+                    let _ = self.outbox.send(&dialect.malformed_reply(stream_id));
+                }
+                return;
+            }
+        };
+        let id = m.request_id();
+        match m.kind {
+            MessageType::KeepAlive => self.outbox.send_raw(dialect.keep_alive_frame()),
+            MessageType::Connect => {
+                if let Some(id) = id {
+                    let _ = self.outbox.send(&dialect.error_message(
+                        id,
+                        Some(400),
+                        Some("already connected"),
+                    ));
+                }
+            }
+            MessageType::Ok | MessageType::Error => {
+                let answer = if m.kind == MessageType::Ok {
+                    Answer::Ok {
+                        params: m.params.clone(),
+                        payload: m.payload.clone(),
+                    }
+                } else {
+                    Answer::Error(dialect.error_info(&m))
+                };
+                if let Some(id) = id
+                    && let Some(resolution) = self.own.answer(id, answer)
+                {
+                    self.resolve(resolution);
+                }
+            }
+            MessageType::StreamData => {
+                if let Some(id) = id
+                    && self.own.is_live_stream(id)
+                {
+                    self.events.push_back(ServerEvent::StreamData {
+                        id,
+                        value: m.payload,
+                        kind: m.data_kind,
+                    });
+                }
+            }
+            MessageType::Run | MessageType::StartStream => {
+                // This server implements no server actions, resources or device streams (§6.5.3).
+                if let Some(id) = id {
+                    let _ = self.outbox.send(&dialect.error_message(
+                        id,
+                        Some(501),
+                        Some("unsupported action"),
+                    ));
+                }
+            }
+            MessageType::Describe => {
+                if let Some(id) = id {
+                    let _ = self.outbox.send(&Message::ok(id).with_payload(Map::new()));
+                }
+            }
+            MessageType::StopStream => {
+                if let Some(id) = id {
+                    let _ = self.outbox.send(&dialect.error_message(
+                        id,
+                        Some(404),
+                        Some("unknown stream"),
+                    ));
+                }
+            }
+            MessageType::Disconnect => {
+                if let Some(id) = id {
+                    let _ = self.outbox.send(&Message::ok(id));
+                }
+                self.close(CloseReason::PeerDisconnect { reason: m.reason });
+            }
+        }
+    }
+
+    fn resolve(&mut self, resolution: Resolution) {
+        match resolution {
+            Resolution::Answered { id, answer, .. } => {
+                self.events.push_back(ServerEvent::Answered { id, answer })
+            }
+            Resolution::TimedOut { id, .. } => {
+                self.events.push_back(ServerEvent::RequestTimedOut { id })
+            }
+            Resolution::StreamOpen { id, interval_ms } => {
+                self.events
+                    .push_back(ServerEvent::StreamOpened { id, interval_ms });
+            }
+            Resolution::StreamClosed { id, why, send_stop } => {
+                if send_stop {
+                    let _ = self
+                        .outbox
+                        .send(&Message::new(MessageType::StopStream).with_stream_id(id));
+                }
+                self.events.push_back(ServerEvent::StreamClosed { id, why });
+            }
+        }
+    }
+}
+
+/// `[user, device, credential]`, three strings exactly (spec §6.2).
+fn password(payload: Option<&Value>) -> Option<Credentials> {
+    match payload?.as_array()? {
+        [Value::Str(user), Value::Str(device), Value::Str(credential)] => {
+            Some(Credentials::Password {
+                user: user.to_string(),
+                device: device.to_string(),
+                credential: credential.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The DER bytes of the first `CERTIFICATE` block of a PEM text.
+pub fn first_pem_certificate(pem: &str) -> Option<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find(BEGIN)? + BEGIN.len();
+    let rest = pem.get(start..)?;
+    let body = rest.get(..rest.find(END)?)?;
+    let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
+}
