@@ -34,7 +34,9 @@
 pub mod client;
 pub mod device;
 pub mod dialect;
+pub mod fanout;
 pub mod frame;
+pub mod hub;
 #[cfg(feature = "serde")]
 pub mod json;
 mod len_prefix;

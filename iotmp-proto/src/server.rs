@@ -415,6 +415,14 @@ impl ServerSession {
         Ok(())
     }
 
+    /// Sends `message` as is, bypassing the request tables: no id is allocated, no answer is
+    /// awaited. For tests, replays and tools that must put exact frames on the wire.
+    pub fn send_unchecked(&mut self, message: &Message) -> Result<(), CommandError> {
+        self.check_established()?;
+        self.outbox.send(message)?;
+        Ok(())
+    }
+
     /// Closes without a DISCONNECT.
     pub fn close_now(&mut self, _now: Instant) {
         if self.phase != Phase::Closed {

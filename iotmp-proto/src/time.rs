@@ -36,7 +36,11 @@ impl Instant {
     /// start instant.
     pub const fn from_elapsed(elapsed: Duration) -> Self {
         let micros = elapsed.as_micros();
-        Instant(if micros > u64::MAX as u128 { u64::MAX } else { micros as u64 })
+        Instant(if micros > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            micros as u64
+        })
     }
 
     /// Microseconds since the epoch.

@@ -8,6 +8,7 @@
 
 pub mod arbitrary;
 pub mod pair;
+pub mod sessions;
 pub mod transcript;
 
 use std::path::PathBuf;

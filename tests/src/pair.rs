@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iotmp_proto::client::ClientEvent;
+use iotmp_proto::fanout::SinkId;
 use iotmp_proto::frame::Deframer;
+use iotmp_proto::hub::DeviceStreams;
 use iotmp_proto::server::{Credentials, ServerConfig, ServerEvent, ServerSession, TransportInfo};
 use iotmp_proto::{ClientConfig, Device, DeviceResources, Dialect, Instant, Value};
 
@@ -80,6 +82,10 @@ pub struct Pair {
     pub device_events: Vec<(Instant, ClientEvent)>,
     /// The server application's authentication answer.
     pub auth: AuthPolicy,
+    /// The server application's fan-out of the device's streams to sinks.
+    pub hub: DeviceStreams,
+    /// Every value delivered to a sink: when, resource, sink, value.
+    pub deliveries: Vec<(Instant, String, SinkId, Value)>,
     dialect: Dialect,
     device_closed: bool,
     server_closed: bool,
@@ -167,6 +173,8 @@ impl Pair {
             server_events: Vec::new(),
             device_events: Vec::new(),
             auth: AuthPolicy::Accept(vec![alice()]),
+            hub: DeviceStreams::new(),
+            deliveries: Vec::new(),
             dialect,
             device_closed: false,
             server_closed: false,
@@ -380,6 +388,7 @@ impl Pair {
                 }
             }
             ServerEvent::Closed(reason) => {
+                self.hub.disconnected();
                 self.server_closed = true;
                 self.transcript
                     .note(self.now, &format!("server closed: {reason}"));
@@ -456,18 +465,20 @@ impl Pair {
         self.server_closed
     }
 
-    /// Runs a server command at the current time and drains.
+    /// Runs a server command at the current time, then lets everything due now happen.
     pub fn on_server<T>(&mut self, f: impl FnOnce(&mut ServerSession, Instant) -> T) -> T {
         let result = f(&mut self.server, self.now);
         self.drain();
+        self.run_until(self.now);
         result
     }
 
-    /// Runs a device command at the current time and drains.
+    /// Runs a device command at the current time, then lets everything due now happen.
     pub fn on_device<T>(&mut self, f: impl FnOnce(&mut Device, Instant) -> T) -> T {
         let result = f(&mut self.device, self.now);
         self.device.service(self.now);
         self.drain();
+        self.run_until(self.now);
         result
     }
 }
