@@ -46,6 +46,8 @@ pub mod pson;
 pub mod server;
 pub mod session;
 pub mod time;
+#[cfg(feature = "serde")]
+pub mod trace;
 pub mod value;
 mod varint;
 

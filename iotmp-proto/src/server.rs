@@ -31,6 +31,7 @@ use crate::session::{
     Answer, CloseReason, CommandError, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_STREAMS, DEFAULT_REQUEST_TIMEOUT, Timer,
 };
+use crate::session::{record_command, record_input};
 use crate::time::Instant;
 use crate::value::{Map, Value};
 
@@ -197,6 +198,10 @@ pub struct ServerSession {
     held_input: Vec<u8>,
     /// A DISCONNECT of ours awaits its OK.
     disconnecting: Option<u16>,
+    /// The time of the latest input or command, which stamps outputs in a trace.
+    trace_now: Instant,
+    #[cfg(feature = "serde")]
+    trace: Option<Box<crate::trace::TraceWriter>>,
 }
 
 impl ServerSession {
@@ -221,7 +226,28 @@ impl ServerSession {
             last_frame: now,
             held_input: Vec::new(),
             disconnecting: None,
+            trace_now: now,
+            #[cfg(feature = "serde")]
+            trace: None,
         }
+    }
+
+    /// Starts recording a replay trace ([`crate::trace`]). Call it right after
+    /// [`ServerSession::new`], so that the trace holds every input.
+    #[cfg(feature = "serde")]
+    pub fn start_trace(&mut self) {
+        let config = crate::trace::server_config_json(&self.config, &self.transport);
+        let header = crate::trace::TraceWriter::header("server", &config, None, self.accepted_at);
+        self.trace = Some(Box::new(header));
+    }
+
+    /// Takes the trace text recorded since the last call (empty when not recording).
+    #[cfg(feature = "serde")]
+    pub fn take_trace(&mut self) -> String {
+        self.trace
+            .as_deref_mut()
+            .map(crate::trace::TraceWriter::take)
+            .unwrap_or_default()
     }
 
     // ----- getters -------------------------------------------------------------------------
@@ -260,6 +286,8 @@ impl ServerSession {
 
     /// Bytes arrived from the transport.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        record_input!(self, input(now, bytes));
+        self.trace_now = now;
         match self.phase {
             Phase::Closed => {}
             Phase::Authenticating { .. } => self.hold(bytes),
@@ -269,6 +297,8 @@ impl ServerSession {
 
     /// The clock reached a deadline given by `poll_timeout` (spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        record_input!(self, timeout(now));
+        self.trace_now = now;
         match self.phase {
             Phase::Closed => {}
             Phase::AwaitConnect | Phase::Authenticating { .. } => {
@@ -292,7 +322,9 @@ impl ServerSession {
     }
 
     /// The transport ended.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, now: Instant) {
+        record_input!(self, eof(now));
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -309,6 +341,8 @@ impl ServerSession {
     /// Accepts the pending CONNECT: OK goes out, keep-alive supervision starts, and input that
     /// arrived meanwhile is processed.
     pub fn accept(&mut self, now: Instant) -> Result<(), CommandError> {
+        record_command!(self, now, crate::trace::ServerCommand::Accept);
+        self.trace_now = now;
         let Phase::Authenticating { connect_id } = self.phase else {
             return Err(self.not_pending());
         };
@@ -323,7 +357,9 @@ impl ServerSession {
     }
 
     /// Refuses the pending CONNECT with "bad credentials" and closes.
-    pub fn reject(&mut self, _now: Instant) -> Result<(), CommandError> {
+    pub fn reject(&mut self, now: Instant) -> Result<(), CommandError> {
+        record_command!(self, now, crate::trace::ServerCommand::Reject);
+        self.trace_now = now;
         let Phase::Authenticating { connect_id } = self.phase else {
             return Err(self.not_pending());
         };
@@ -339,6 +375,16 @@ impl ServerSession {
         resource: impl Into<Value>,
         input: Option<Value>,
     ) -> Result<u16, CommandError> {
+        let resource = resource.into();
+        record_command!(
+            self,
+            now,
+            crate::trace::ServerCommand::Run {
+                resource: resource.clone(),
+                input: input.clone()
+            }
+        );
+        self.trace_now = now;
         let mut m = Message::new(MessageType::Run).with_resource(resource);
         m.payload = input;
         self.request(now, m)
@@ -346,6 +392,14 @@ impl ServerSession {
 
     /// DESCRIBEs one resource, or all of them.
     pub fn describe(&mut self, now: Instant, resource: Option<Value>) -> Result<u16, CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ServerCommand::Describe {
+                resource: resource.clone()
+            }
+        );
+        self.trace_now = now;
         let mut m = Message::new(MessageType::Describe);
         m.resource = resource;
         self.copy_resource_for_v1(&mut m);
@@ -359,6 +413,16 @@ impl ServerSession {
         resource: impl Into<Value>,
         interval_ms: u64,
     ) -> Result<u16, CommandError> {
+        let resource = resource.into();
+        record_command!(
+            self,
+            now,
+            crate::trace::ServerCommand::StartStream {
+                resource: resource.clone(),
+                interval_ms
+            }
+        );
+        self.trace_now = now;
         self.check_established()?;
         self.own.check_capacity(true)?;
         let id = self.own.allocate(|_| false)?;
@@ -379,6 +443,12 @@ impl ServerSession {
         id: u16,
         interval_ms: u64,
     ) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ServerCommand::ReconfigureStream { id, interval_ms }
+        );
+        self.trace_now = now;
         self.check_established()?;
         if !self.own.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
@@ -391,6 +461,8 @@ impl ServerSession {
 
     /// Stops a stream; [`ServerEvent::StreamClosed`] follows the device's answer.
     pub fn stop_stream(&mut self, now: Instant, id: u16) -> Result<(), CommandError> {
+        record_command!(self, now, crate::trace::ServerCommand::StopStream { id });
+        self.trace_now = now;
         self.check_established()?;
         if !self.own.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
@@ -402,7 +474,15 @@ impl ServerSession {
 
     /// Sends DISCONNECT with `reason` and closes (spec §6.11; "replaced" when a newer connection
     /// of the same device wins, spec §6.1).
-    pub fn disconnect(&mut self, _now: Instant, reason: Option<Value>) -> Result<(), CommandError> {
+    pub fn disconnect(&mut self, now: Instant, reason: Option<Value>) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ServerCommand::Disconnect {
+                reason: reason.clone()
+            }
+        );
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -418,13 +498,20 @@ impl ServerSession {
     /// Sends `message` as is, bypassing the request tables: no id is allocated, no answer is
     /// awaited. For tests, replays and tools that must put exact frames on the wire.
     pub fn send_unchecked(&mut self, message: &Message) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            self.trace_now,
+            crate::trace::ServerCommand::SendUnchecked(message.clone())
+        );
         self.check_established()?;
         self.outbox.send(message)?;
         Ok(())
     }
 
     /// Closes without a DISCONNECT.
-    pub fn close_now(&mut self, _now: Instant) {
+    pub fn close_now(&mut self, now: Instant) {
+        record_command!(self, now, crate::trace::ServerCommand::CloseNow);
+        self.trace_now = now;
         if self.phase != Phase::Closed {
             self.close(CloseReason::LocalClose);
         }
@@ -434,12 +521,24 @@ impl ServerSession {
 
     /// Appends every byte waiting to be sent to `buf`; returns how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        self.outbox.drain_into(buf)
+        #[cfg(feature = "serde")]
+        let start = buf.len();
+        let n = self.outbox.drain_into(buf);
+        record_input!(
+            self,
+            output(self.trace_now, buf.get(start..).unwrap_or_default())
+        );
+        n
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        #[cfg(feature = "serde")]
+        if let (Some(e), Some(trace)) = (&event, self.trace.as_deref_mut()) {
+            trace.event(self.trace_now, e);
+        }
+        event
     }
 
     /// When to call `handle_timeout` next, and why.

@@ -8,6 +8,7 @@
 
 pub mod arbitrary;
 pub mod pair;
+pub mod sample;
 pub mod sessions;
 pub mod transcript;
 

@@ -86,12 +86,15 @@ pub struct Pair {
     pub hub: DeviceStreams,
     /// Every value delivered to a sink: when, resource, sink, value.
     pub deliveries: Vec<(Instant, String, SinkId, Value)>,
+    /// Replay traces of finished connections: (device trace, server trace).
+    pub finished_traces: Vec<(String, String)>,
     dialect: Dialect,
     device_closed: bool,
     server_closed: bool,
     up_open: bool,
     down_open: bool,
     transcript_deframers: (Deframer, Deframer),
+    trace_text: (String, String),
 }
 
 /// The standard account of the spec's sample sessions.
@@ -161,8 +164,12 @@ impl Pair {
     ) -> Self {
         let now = Instant::ZERO;
         let dialect = config.dialect;
-        let server = ServerSession::new(server_config, TransportInfo::default(), now);
-        let device = Device::new(config, resources, now).expect("the device config must encode");
+        let mut server = ServerSession::new(server_config, TransportInfo::default(), now);
+        let mut device =
+            Device::new(config, resources, now).expect("the device config must encode");
+        // Both sides record replay traces from their first byte.
+        server.start_trace();
+        device.client().start_trace();
         let mut pair = Pair {
             now,
             device,
@@ -175,12 +182,14 @@ impl Pair {
             auth: AuthPolicy::Accept(vec![alice()]),
             hub: DeviceStreams::new(),
             deliveries: Vec::new(),
+            finished_traces: Vec::new(),
             dialect,
             device_closed: false,
             server_closed: false,
             up_open: true,
             down_open: true,
             transcript_deframers: (Deframer::default(), Deframer::default()),
+            trace_text: (String::new(), String::new()),
         };
         pair.drain();
         pair
@@ -375,6 +384,7 @@ impl Pair {
                         self.transcript
                             .note(self.now, &format!("server: authenticate {what} -> accept"));
                         let _ = self.server.accept(self.now);
+                        self.hub.connected(self.now, &mut self.server);
                     }
                     Some(false) => {
                         self.transcript
@@ -395,11 +405,56 @@ impl Pair {
                 self.down_open = false;
                 self.schedule_eof(Direction::ServerToDevice);
             }
-            other => self.transcript.note(
-                self.now,
-                &format!("server event: {}", describe_server_event(other)),
-            ),
+            other => {
+                self.transcript.note(
+                    self.now,
+                    &format!("server event: {}", describe_server_event(other)),
+                );
+                let mut delivered = Vec::new();
+                self.hub.handle_event(self.now, other, &mut delivered);
+                for (resource, d) in delivered {
+                    self.log_delivery(&resource, d.sink, d.value);
+                }
+            }
         }
+    }
+
+    fn log_delivery(&mut self, resource: &str, sink: SinkId, value: Value) {
+        self.transcript.note(
+            self.now,
+            &format!("deliver {value} to sink {sink} ({resource})"),
+        );
+        self.deliveries
+            .push((self.now, resource.to_owned(), sink, value));
+    }
+
+    /// A sink joins `resource` at the current time (interval in seconds, 0 = events).
+    pub fn join(&mut self, resource: &str, sink: SinkId, interval_s: u32) {
+        self.transcript.note(
+            self.now,
+            &format!("sink {sink} joins {resource} (interval {interval_s} s)"),
+        );
+        let now = self.now;
+        let server =
+            (!self.server_closed && self.server.is_established()).then_some(&mut self.server);
+        let joined = self.hub.join(now, server, resource, sink, interval_s);
+        for d in joined.deliveries {
+            self.log_delivery(resource, d.sink, d.value);
+        }
+        self.drain();
+        self.run_until(self.now);
+    }
+
+    /// A sink leaves `resource` at the current time.
+    pub fn leave(&mut self, resource: &str, sink: SinkId) {
+        self.transcript
+            .note(self.now, &format!("sink {sink} leaves {resource}"));
+        let now = self.now;
+        let server =
+            (!self.server_closed && self.server.is_established()).then_some(&mut self.server);
+        self.hub.leave(now, server, resource, sink);
+        self.drain();
+        self.run_until(self.now);
     }
 
     fn log_frames(&mut self, direction: Direction, bytes: &[u8]) {
@@ -431,10 +486,14 @@ impl Pair {
     /// Replaces the server session (a reconnect): a fresh connection for a fresh device session.
     pub fn reconnect(&mut self, config: ClientConfig, resources: DeviceResources) {
         self.transcript.note(self.now, "device reconnects");
+        let traces = self.traces();
+        self.finished_traces.push(traces);
         self.server =
             ServerSession::new(ServerConfig::default(), TransportInfo::default(), self.now);
         self.device =
             Device::new(config, resources, self.now).expect("the device config must encode");
+        self.server.start_trace();
+        self.device.client().start_trace();
         self.dialect = self.device.session().dialect();
         self.transcript.set_dialect(self.dialect);
         self.up = Link {
@@ -452,7 +511,18 @@ impl Pair {
         self.up_open = true;
         self.down_open = true;
         self.transcript_deframers = (Deframer::default(), Deframer::default());
+        self.trace_text = (String::new(), String::new());
         self.drain();
+    }
+
+    /// The replay traces of the current connection so far: (device, server). Each call returns
+    /// the whole trace from its header.
+    pub fn traces(&mut self) -> (String, String) {
+        self.trace_text
+            .0
+            .push_str(&self.device.client().take_trace());
+        self.trace_text.1.push_str(&self.server.take_trace());
+        self.trace_text.clone()
     }
 
     /// True when the device has reported `Closed`.

@@ -39,6 +39,7 @@ use crate::session::{
     Answer, CloseReason, CommandError, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_MAX_REQUESTS,
     DEFAULT_MAX_STREAMS, DEFAULT_REQUEST_TIMEOUT, Timer,
 };
+use crate::session::{record_command, record_input};
 use crate::time::Instant;
 use crate::value::{Map, Text, Value};
 
@@ -292,6 +293,12 @@ pub struct Client {
     /// A keep-alive went out and no frame has arrived since.
     awaiting_traffic: bool,
     disconnect_id: Option<u16>,
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    created_at: Instant,
+    /// The time of the latest input or command, which stamps outputs in a trace.
+    trace_now: Instant,
+    #[cfg(feature = "serde")]
+    trace: Option<Box<crate::trace::TraceWriter>>,
 }
 
 impl Client {
@@ -328,6 +335,10 @@ impl Client {
             next_keep_alive: None,
             awaiting_traffic: false,
             disconnect_id: None,
+            created_at: now,
+            trace_now: now,
+            #[cfg(feature = "serde")]
+            trace: None,
             config,
         };
         let id = own.allocate(|_| false)?;
@@ -374,6 +385,28 @@ impl Client {
         m
     }
 
+    // ----- tracing -------------------------------------------------------------------------
+
+    /// Starts recording a replay trace ([`crate::trace`]). Call it right after [`Client::new`],
+    /// before polling anything, so that the trace holds every output.
+    #[cfg(feature = "serde")]
+    pub fn start_trace(&mut self) {
+        let config = crate::trace::client_config_json(&self.config);
+        let resources = crate::trace::resources_json(&self.resources);
+        let header =
+            crate::trace::TraceWriter::header("client", &config, Some(&resources), self.created_at);
+        self.trace = Some(Box::new(header));
+    }
+
+    /// Takes the trace text recorded since the last call (empty when not recording).
+    #[cfg(feature = "serde")]
+    pub fn take_trace(&mut self) -> String {
+        self.trace
+            .as_deref_mut()
+            .map(crate::trace::TraceWriter::take)
+            .unwrap_or_default()
+    }
+
     // ----- getters -------------------------------------------------------------------------
 
     /// The dialect spoken.
@@ -418,6 +451,8 @@ impl Client {
 
     /// Bytes arrived from the transport.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        record_input!(self, input(now, bytes));
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -438,6 +473,8 @@ impl Client {
 
     /// The clock reached a deadline given by `poll_timeout` (spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        record_input!(self, timeout(now));
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -474,7 +511,9 @@ impl Client {
     }
 
     /// The transport ended.
-    pub fn handle_eof(&mut self, _now: Instant) {
+    pub fn handle_eof(&mut self, now: Instant) {
+        record_input!(self, eof(now));
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -495,6 +534,15 @@ impl Client {
         run: RunId,
         result: Result<RunOutput, HandlerError>,
     ) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::Respond {
+                run,
+                result: result.clone()
+            }
+        );
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -523,7 +571,7 @@ impl Client {
         }
         if pending.had_input {
             // The echo rule (§6.5.1): an input changes what event listeners should see.
-            self.stream(now, &pending.resource)?;
+            self.stream_inner(&pending.resource)?;
         }
         Ok(())
     }
@@ -532,10 +580,19 @@ impl Client {
     /// waits for `resource`; an error means no data message follows (spec §6.7).
     pub fn provide_value(
         &mut self,
-        _now: Instant,
+        now: Instant,
         resource: &str,
         value: Result<Value, HandlerError>,
     ) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::ProvideValue {
+                resource: resource.to_owned(),
+                value: value.clone()
+            }
+        );
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -585,7 +642,19 @@ impl Client {
 
     /// `stream(resource)` of spec §6.7: if an event stream listens, asks for the current value
     /// ([`ClientEvent::ValueNeeded`]) to send on it. Returns whether anyone listens.
-    pub fn stream(&mut self, _now: Instant, resource: &str) -> Result<bool, CommandError> {
+    pub fn stream(&mut self, now: Instant, resource: &str) -> Result<bool, CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::Stream {
+                resource: resource.to_owned()
+            }
+        );
+        self.trace_now = now;
+        self.stream_inner(resource)
+    }
+
+    fn stream_inner(&mut self, resource: &str) -> Result<bool, CommandError> {
         self.check_connected()?;
         match self.streams.event_stream_mut(resource) {
             Some(entry) => {
@@ -602,10 +671,19 @@ impl Client {
     /// Sends `value` on the event stream of `resource` right away, if one listens.
     pub fn stream_value(
         &mut self,
-        _now: Instant,
+        now: Instant,
         resource: &str,
         value: Value,
     ) -> Result<bool, CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::StreamValue {
+                resource: resource.to_owned(),
+                value: value.clone()
+            }
+        );
+        self.trace_now = now;
         self.check_connected()?;
         let dialect = self.config.dialect;
         let Some(entry) = self.streams.event_stream_mut(resource) else {
@@ -629,6 +707,17 @@ impl Client {
         input: Option<Value>,
         fire_and_forget: bool,
     ) -> Result<Option<u16>, CommandError> {
+        let resource = resource.into();
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::Run {
+                resource: resource.clone(),
+                input: input.clone(),
+                fire_and_forget
+            }
+        );
+        self.trace_now = now;
         let mut m = Message::new(MessageType::Run).with_resource(resource);
         m.payload = input;
         self.request(now, m, fire_and_forget)
@@ -642,6 +731,17 @@ impl Client {
         target: impl Into<Value>,
         payload: Option<Value>,
     ) -> Result<u16, CommandError> {
+        let target = target.into();
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::RunAction {
+                action,
+                target: target.clone(),
+                payload: payload.clone()
+            }
+        );
+        self.trace_now = now;
         let dialect = self.config.dialect;
         let mut m = Message::new(MessageType::Run).with_resource(target);
         m.payload = payload;
@@ -661,6 +761,15 @@ impl Client {
         reason: Option<Value>,
         wait_for_ok: bool,
     ) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            now,
+            crate::trace::ClientCommand::Disconnect {
+                reason: reason.clone(),
+                wait_for_ok
+            }
+        );
+        self.trace_now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -679,13 +788,20 @@ impl Client {
     /// Sends `message` as is, bypassing the request tables: no id is allocated, no answer is
     /// awaited. For tests, replays and tools that must put exact frames on the wire.
     pub fn send_unchecked(&mut self, message: &Message) -> Result<(), CommandError> {
+        record_command!(
+            self,
+            self.trace_now,
+            crate::trace::ClientCommand::SendUnchecked(message.clone())
+        );
         self.check_connected()?;
         self.outbox.send(message)?;
         Ok(())
     }
 
     /// Closes without a DISCONNECT.
-    pub fn close_now(&mut self, _now: Instant) {
+    pub fn close_now(&mut self, now: Instant) {
+        record_command!(self, now, crate::trace::ClientCommand::CloseNow);
+        self.trace_now = now;
         self.close(CloseReason::LocalClose);
     }
 
@@ -693,12 +809,24 @@ impl Client {
 
     /// Appends every byte waiting to be sent to `buf`; returns how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        self.outbox.drain_into(buf)
+        #[cfg(feature = "serde")]
+        let start = buf.len();
+        let n = self.outbox.drain_into(buf);
+        record_input!(
+            self,
+            output(self.trace_now, buf.get(start..).unwrap_or_default())
+        );
+        n
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        #[cfg(feature = "serde")]
+        if let (Some(e), Some(trace)) = (&event, self.trace.as_deref_mut()) {
+            trace.event(self.trace_now, e);
+        }
+        event
     }
 
     /// When to call `handle_timeout` next, and why.

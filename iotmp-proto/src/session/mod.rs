@@ -150,3 +150,31 @@ pub enum Answer {
     /// ERROR, with its code and text (spec §6.10).
     Error(ErrorInfo),
 }
+
+/// Records a command on a session's trace, if it is recording (feature `serde`). The command
+/// expression is only evaluated while recording.
+macro_rules! record_command {
+    ($session:expr, $now:expr, $command:expr) => {
+        #[cfg(feature = "serde")]
+        {
+            if let Some(trace) = $session.trace.as_deref_mut() {
+                let (name, args) = $command.to_json();
+                trace.command($now, name, &args);
+            }
+        }
+    };
+}
+pub(crate) use record_command;
+
+/// Records an input (`in`, `timeout`, `eof`) on a session's trace, if it is recording.
+macro_rules! record_input {
+    ($session:expr, $($call:tt)*) => {
+        #[cfg(feature = "serde")]
+        {
+            if let Some(trace) = $session.trace.as_deref_mut() {
+                trace.$($call)*;
+            }
+        }
+    };
+}
+pub(crate) use record_input;
