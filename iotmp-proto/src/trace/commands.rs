@@ -15,6 +15,8 @@ use crate::server::{ServerConfig, TransportInfo};
 use crate::value::{Map, Value};
 
 /// A command given to a [`Client`](crate::client::Client), as a trace records it.
+// The variants' fields are the parameters of the methods they mirror, documented there.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ClientCommand {
@@ -56,6 +58,7 @@ pub enum ClientCommand {
 }
 
 /// A command given to a [`ServerSession`](crate::server::ServerSession), as a trace records it.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ServerCommand {
