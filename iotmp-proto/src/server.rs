@@ -93,8 +93,9 @@ pub struct TransportInfo {
     pub verified_client_certificate: Option<Vec<u8>>,
 }
 
-/// What a device presented to authenticate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a device presented to authenticate. `Debug` hides the credential, so that logs and
+/// traces of events do not leak it.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// `[username, device_id, credential]` (compare the credential in constant time).
     Password {
@@ -111,6 +112,23 @@ pub enum Credentials {
         /// The certificate, DER.
         der: Vec<u8>,
     },
+}
+
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Credentials::Password { user, device, .. } => f
+                .debug_struct("Password")
+                .field("user", user)
+                .field("device", device)
+                .field("credential", &"<redacted>")
+                .finish(),
+            Credentials::Certificate { der } => f
+                .debug_struct("Certificate")
+                .field("der_len", &der.len())
+                .finish(),
+        }
+    }
 }
 
 /// A CONNECT waiting for the application's decision.

@@ -43,8 +43,8 @@ use crate::session::{record_command, record_input};
 use crate::time::Instant;
 use crate::value::{Map, Text, Value};
 
-/// How the device authenticates (spec §6.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the device authenticates (spec §6.2). `Debug` hides the credential.
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// `[user, device, credential]`.
     Credentials {
@@ -60,6 +60,23 @@ pub enum ClientAuth {
         /// The PEM text.
         pem: String,
     },
+}
+
+impl core::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ClientAuth::Credentials { user, device, .. } => f
+                .debug_struct("Credentials")
+                .field("user", user)
+                .field("device", device)
+                .field("credential", &"<redacted>")
+                .finish(),
+            ClientAuth::Certificate { pem } => f
+                .debug_struct("Certificate")
+                .field("pem_len", &pem.len())
+                .finish(),
+        }
+    }
 }
 
 /// Device session settings.

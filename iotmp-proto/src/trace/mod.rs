@@ -24,6 +24,10 @@
 //! 50000000 eof                       handle_eof
 //! ```
 //!
+//! A trace holds everything that crossed the wire, CONNECT payloads included (events print
+//! credentials as `<redacted>`, but the `in` / `out` bytes are the real ones): keep trace files
+//! as secret as the credentials themselves.
+//!
 //! Lines starting with `#` are comments. A replay feeds every `in`, `timeout`, `eof` and `cmd`
 //! line to a fresh session and compares what it produces between two inputs — all output
 //! bytes concatenated, and the events in order — with the recorded `out` and `event` lines,
