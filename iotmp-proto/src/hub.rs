@@ -30,8 +30,8 @@ impl ResourceStreams {
         self.ids.iter().find(|(s, _)| *s == slot).map(|(_, i)| *i)
     }
 
-    /// Carries out fan-out actions on the session; returns the ids of START_STREAMs that open
-    /// new streams (an API layer waits for their answer before confirming a subscription).
+    /// Carries out fan-out actions on the session; collects the ids of the START_STREAMs sent
+    /// (new or reconfigured streams: an API layer waits for their answer, spec §8.4).
     fn apply(
         &mut self,
         now: Instant,
@@ -50,7 +50,9 @@ impl ResourceStreams {
                         opened.push(id);
                     }),
                 FanoutAction::Reconfigure { interval_ms, .. } => match self.id_of(slot) {
-                    Some(id) => session.reconfigure_stream(now, id, interval_ms),
+                    Some(id) => session
+                        .reconfigure_stream(now, id, interval_ms)
+                        .map(|()| opened.push(id)),
                     None => Ok(()),
                 },
                 FanoutAction::Stop { .. } => match self.id_of(slot) {
@@ -75,7 +77,8 @@ impl ResourceStreams {
 pub struct Joined {
     /// Values for sinks right away (the cached value for a late joiner).
     pub deliveries: Vec<Delivery>,
-    /// Streams the join opened on the device; their answer decides the subscription (§8.4).
+    /// Streams the join opened or reconfigured on the device (START_STREAM sent); their answer
+    /// decides the subscription (§8.4).
     pub opened: Vec<u16>,
 }
 

@@ -114,6 +114,7 @@
 
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod client;
 pub mod device;
 pub mod dialect;

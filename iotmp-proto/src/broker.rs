@@ -1,0 +1,637 @@
+//! Many device connections behind one application: the server side of a deployment, as pure
+//! state.
+//!
+//! A [`Broker`] owns one [`ServerSession`] per transport connection, knows which device each
+//! authenticated connection is (the newest connection of a device wins, spec §6.1), routes the
+//! application's RUN / DESCRIBE to the device's current connection and their answers back, keeps
+//! each device's sinks in a [`DeviceStreams`] so that they survive reconnects (spec §6.9), and
+//! schedules every session's deadline with one timer queue.
+//!
+//! Drivers (mio, smol, …) stay thin: they register connections, feed bytes, end-of-stream and
+//! clock ticks, and move the output of [`Broker::poll_transmit`] to the sockets. The same rules
+//! as for a session apply: after every input or command, drain [`Broker::poll_dirty`] /
+//! [`Broker::poll_transmit`], then [`Broker::poll_closed`], then [`Broker::poll_event`], then
+//! sleep until [`Broker::poll_timeout`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+use thiserror::Error;
+
+use crate::dialect::Dialect;
+use crate::fanout::SinkId;
+use crate::hub::DeviceStreams;
+use crate::server::{AuthRequest, ServerConfig, ServerEvent, ServerSession, TransportInfo};
+use crate::session::requests::StreamEnd;
+use crate::session::{Answer, CloseReason, CommandError};
+use crate::time::Instant;
+use crate::value::{Text, Value};
+
+/// A transport connection, numbered by the driver.
+pub type ConnId = u64;
+
+/// Identifies a request of the application; its answer comes as [`BrokerEvent::Answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Why a request of the application has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RequestFailure {
+    /// The device is not connected.
+    #[error("device offline")]
+    Offline,
+    /// The device did not answer within the request timeout.
+    #[error("device timeout")]
+    Timeout,
+    /// The connection ended before the answer came.
+    #[error("connection closed before the answer")]
+    ConnectionLost,
+    /// The session refused the command (limits, say).
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+}
+
+/// Something the application learns from the broker.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BrokerEvent {
+    /// A connection presented a valid CONNECT; answer with [`Broker::accept`] or
+    /// [`Broker::reject`].
+    Authenticate {
+        /// The connection.
+        conn: ConnId,
+        /// What it presented.
+        request: AuthRequest,
+    },
+    /// A device's connection was accepted.
+    DeviceOnline {
+        /// The device.
+        device: Text,
+        /// Its connection.
+        conn: ConnId,
+        /// The dialect it speaks.
+        dialect: Dialect,
+    },
+    /// A device's connection ended (its sinks stay registered).
+    DeviceOffline {
+        /// The device.
+        device: Text,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A connection ended before it was a device (refused, timed out, garbage, …).
+    ConnectionClosed {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// The answer to [`Broker::run`] or [`Broker::describe`].
+    Answer {
+        /// The request.
+        request: RequestId,
+        /// OK / ERROR, or why there is none.
+        result: Result<Answer, RequestFailure>,
+    },
+    /// A subscription that had to open a device stream is confirmed or refused (spec §8.4).
+    Subscribed {
+        /// The device.
+        device: Text,
+        /// The resource.
+        resource: Text,
+        /// The sink.
+        sink: SinkId,
+        /// `Ok` when the device accepted the stream.
+        result: Result<(), StreamEnd>,
+    },
+    /// A value for a sink.
+    Delivery {
+        /// The device.
+        device: Text,
+        /// The resource.
+        resource: Text,
+        /// The sink.
+        sink: SinkId,
+        /// The value.
+        value: Value,
+    },
+}
+
+/// How a subscription went at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// Nothing had to be asked of the device (or it is offline): the sink is registered.
+    Ready,
+    /// A START_STREAM went out; [`BrokerEvent::Subscribed`] will tell how it went.
+    Pending,
+}
+
+#[derive(Debug)]
+struct Conn {
+    session: ServerSession,
+    device: Option<Text>,
+    /// The deadline this connection has in the timer queue, if any.
+    scheduled: Option<Instant>,
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct Device {
+    conn: Option<ConnId>,
+    dialect: Option<Dialect>,
+    connected_at: Option<Instant>,
+    streams: DeviceStreams,
+    /// Subscriptions waiting for the device's answer to a START_STREAM: (stream id, resource, sink).
+    waiting: Vec<(u16, Text, SinkId)>,
+}
+
+/// What the application can see of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    /// Its current connection.
+    pub conn: Option<ConnId>,
+    /// The dialect of that connection.
+    pub dialect: Option<Dialect>,
+    /// When that connection was accepted (broker clock).
+    pub connected_at: Option<Instant>,
+}
+
+/// Many connections and devices. See the [module docs](self).
+#[derive(Debug)]
+pub struct Broker {
+    config: ServerConfig,
+    conns: BTreeMap<ConnId, Conn>,
+    devices: BTreeMap<Text, Device>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    dirty: VecDeque<ConnId>,
+    closed: VecDeque<(ConnId, Vec<u8>)>,
+    events: VecDeque<BrokerEvent>,
+    requests: Vec<(ConnId, u16, RequestId)>,
+    next_request: u64,
+}
+
+impl Broker {
+    /// A broker whose sessions use `config`.
+    pub fn new(config: ServerConfig) -> Self {
+        Broker {
+            config,
+            conns: BTreeMap::new(),
+            devices: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: VecDeque::new(),
+            closed: VecDeque::new(),
+            events: VecDeque::new(),
+            requests: Vec::new(),
+            next_request: 0,
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The status of `device`, if it was ever seen or subscribed to.
+    pub fn device(&self, device: &str) -> Option<DeviceStatus> {
+        self.devices.get(device).map(|d| DeviceStatus {
+            conn: d.conn,
+            dialect: d.dialect,
+            connected_at: d.connected_at,
+        })
+    }
+
+    /// Devices currently online.
+    pub fn online(&self) -> impl Iterator<Item = (&str, DeviceStatus)> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.conn.is_some())
+            .map(|(name, d)| {
+                (
+                    name.as_str(),
+                    DeviceStatus {
+                        conn: d.conn,
+                        dialect: d.dialect,
+                        connected_at: d.connected_at,
+                    },
+                )
+            })
+    }
+
+    // ----- transport inputs ----------------------------------------------------------------
+
+    /// A transport connection was accepted at `now`.
+    pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
+        let session = ServerSession::new(self.config.clone(), transport, now);
+        self.conns.insert(
+            conn,
+            Conn {
+                session,
+                device: None,
+                scheduled: None,
+                dirty: false,
+            },
+        );
+        self.settle(now, conn);
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session.handle_input(now, bytes);
+            self.settle(now, conn);
+        }
+    }
+
+    /// `conn` reached end of stream (or failed).
+    pub fn handle_eof(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session.handle_eof(now);
+            self.settle(now, conn);
+        }
+    }
+
+    /// The clock reached [`Broker::poll_timeout`] (spurious calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, conn))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.scheduled != Some(at) {
+                continue; // stale entry
+            }
+            c.scheduled = None;
+            c.session.handle_timeout(now);
+            self.settle(now, conn);
+        }
+    }
+
+    // ----- outputs -------------------------------------------------------------------------
+
+    /// A connection with bytes to write, if any.
+    pub fn poll_dirty(&mut self) -> Option<ConnId> {
+        while let Some(conn) = self.dirty.pop_front() {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.dirty = false;
+                if c.session.pending_output() > 0 {
+                    return Some(conn);
+                }
+            }
+        }
+        None
+    }
+
+    /// Appends `conn`'s pending bytes to `buf`.
+    pub fn poll_transmit(&mut self, conn: ConnId, buf: &mut Vec<u8>) -> usize {
+        self.conns
+            .get_mut(&conn)
+            .map_or(0, |c| c.session.poll_transmit(buf))
+    }
+
+    /// A connection to close, with the last bytes to write before closing it.
+    pub fn poll_closed(&mut self) -> Option<(ConnId, Vec<u8>)> {
+        self.closed.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<BrokerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline of any session.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    // ----- application commands ------------------------------------------------------------
+
+    /// Accepts the CONNECT of `conn` as `device`. A previous connection of the same device gets
+    /// `DISCONNECT {reason "replaced"}` and is closed (spec §6.1).
+    pub fn accept(&mut self, now: Instant, conn: ConnId, device: &str) -> Result<(), CommandError> {
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(CommandError::NothingPending)?;
+        c.session.accept(now)?;
+        c.device = Some(Text::from(device));
+        let dialect = c.session.dialect();
+        let entry = self.devices.entry(Text::from(device)).or_default();
+        let previous = entry.conn.replace(conn);
+        entry.dialect = dialect;
+        entry.connected_at = Some(now);
+        if let Some(old) = previous.filter(|&old| old != conn)
+            && let Some(o) = self.conns.get_mut(&old)
+        {
+            // The old connection no longer speaks for the device.
+            o.device = None;
+            let _ = o.session.disconnect(now, Some(Value::from("replaced")));
+            self.fail_requests(old);
+            self.settle(now, old);
+        }
+        if let (Some(entry), Some(c)) = (self.devices.get_mut(device), self.conns.get_mut(&conn)) {
+            entry.waiting.clear();
+            entry.streams.connected(now, &mut c.session);
+            if let Some(dialect) = dialect {
+                self.events.push_back(BrokerEvent::DeviceOnline {
+                    device: Text::from(device),
+                    conn,
+                    dialect,
+                });
+            }
+        }
+        self.settle(now, conn);
+        Ok(())
+    }
+
+    /// Refuses the CONNECT of `conn` ("bad credentials"); the connection closes.
+    pub fn reject(&mut self, now: Instant, conn: ConnId) -> Result<(), CommandError> {
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(CommandError::NothingPending)?;
+        c.session.reject(now)?;
+        self.settle(now, conn);
+        Ok(())
+    }
+
+    fn online_conn(&self, device: &str) -> Result<ConnId, RequestFailure> {
+        self.devices
+            .get(device)
+            .and_then(|d| d.conn)
+            .ok_or(RequestFailure::Offline)
+    }
+
+    fn request(
+        &mut self,
+        now: Instant,
+        device: &str,
+        send: impl FnOnce(&mut ServerSession) -> Result<u16, CommandError>,
+    ) -> Result<RequestId, RequestFailure> {
+        let conn = self.online_conn(device)?;
+        let c = self.conns.get_mut(&conn).ok_or(RequestFailure::Offline)?;
+        let id = send(&mut c.session)?;
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.requests.push((conn, id, request));
+        self.settle(now, conn);
+        Ok(request)
+    }
+
+    /// RUNs `resource` on `device`; the answer comes as [`BrokerEvent::Answer`].
+    pub fn run(
+        &mut self,
+        now: Instant,
+        device: &str,
+        resource: &str,
+        input: Option<Value>,
+    ) -> Result<RequestId, RequestFailure> {
+        self.request(now, device, |s| s.run(now, resource, input))
+    }
+
+    /// DESCRIBEs `device` (one resource, or all).
+    pub fn describe(
+        &mut self,
+        now: Instant,
+        device: &str,
+        resource: Option<&str>,
+    ) -> Result<RequestId, RequestFailure> {
+        self.request(now, device, |s| s.describe(now, resource.map(Value::from)))
+    }
+
+    /// Registers `sink` for `resource` of `device` with `interval_s` (0 = events). Values come as
+    /// [`BrokerEvent::Delivery`]; a cached value may come at once.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        device: &str,
+        resource: &str,
+        sink: SinkId,
+        interval_s: u32,
+    ) -> Subscription {
+        let entry = self.devices.entry(Text::from(device)).or_default();
+        let conn = entry.conn;
+        let session = conn
+            .and_then(|c| self.conns.get_mut(&c))
+            .map(|c| &mut c.session);
+        let joined = entry.streams.join(now, session, resource, sink, interval_s);
+        for d in joined.deliveries {
+            self.events.push_back(BrokerEvent::Delivery {
+                device: Text::from(device),
+                resource: Text::from(resource),
+                sink: d.sink,
+                value: d.value,
+            });
+        }
+        let pending = !joined.opened.is_empty();
+        for id in joined.opened {
+            entry.waiting.push((id, Text::from(resource), sink));
+        }
+        if let Some(conn) = conn {
+            self.settle(now, conn);
+        }
+        if pending {
+            Subscription::Pending
+        } else {
+            Subscription::Ready
+        }
+    }
+
+    /// Removes `sink` from `resource` of `device`.
+    pub fn unsubscribe(&mut self, now: Instant, device: &str, resource: &str, sink: SinkId) {
+        let Some(entry) = self.devices.get_mut(device) else {
+            return;
+        };
+        entry
+            .waiting
+            .retain(|(_, r, s)| !(r == resource && *s == sink));
+        let conn = entry.conn;
+        let session = conn
+            .and_then(|c| self.conns.get_mut(&c))
+            .map(|c| &mut c.session);
+        entry.streams.leave(now, session, resource, sink);
+        if let Some(conn) = conn {
+            self.settle(now, conn);
+        }
+    }
+
+    /// Closes a connection at once, without DISCONNECT (e.g. the driver is shutting down).
+    pub fn close(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session.close_now(now);
+            self.settle(now, conn);
+        }
+    }
+
+    /// Sends DISCONNECT to every device and closes every connection (graceful shutdown).
+    pub fn shutdown(&mut self, now: Instant) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                let _ = c.session.disconnect(now, Some(Value::from("shutdown")));
+                self.settle(now, conn);
+            }
+        }
+    }
+
+    // ----- internals -----------------------------------------------------------------------
+
+    fn fail_requests(&mut self, conn: ConnId) {
+        let mut failed = Vec::new();
+        self.requests.retain(|&(c, _, request)| {
+            if c == conn {
+                failed.push(request);
+                false
+            } else {
+                true
+            }
+        });
+        for request in failed {
+            self.events.push_back(BrokerEvent::Answer {
+                request,
+                result: Err(RequestFailure::ConnectionLost),
+            });
+        }
+    }
+
+    fn take_request(&mut self, conn: ConnId, id: u16) -> Option<RequestId> {
+        let index = self
+            .requests
+            .iter()
+            .position(|&(c, i, _)| c == conn && i == id)?;
+        Some(self.requests.swap_remove(index).2)
+    }
+
+    /// After anything happened on `conn`: route its events, schedule its deadline, note output.
+    fn settle(&mut self, now: Instant, conn: ConnId) {
+        let mut closed = None;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let Some(event) = c.session.poll_event() else {
+                break;
+            };
+            let device = c.device.clone();
+            match event {
+                ServerEvent::Authenticate(request) => self
+                    .events
+                    .push_back(BrokerEvent::Authenticate { conn, request }),
+                ServerEvent::Answered { id, answer } => {
+                    if let Some(request) = self.take_request(conn, id) {
+                        self.events.push_back(BrokerEvent::Answer {
+                            request,
+                            result: Ok(answer),
+                        });
+                    }
+                }
+                ServerEvent::RequestTimedOut { id } => {
+                    if let Some(request) = self.take_request(conn, id) {
+                        self.events.push_back(BrokerEvent::Answer {
+                            request,
+                            result: Err(RequestFailure::Timeout),
+                        });
+                    }
+                }
+                ServerEvent::Closed(reason) => closed = Some(reason),
+                other => self.route_stream_event(now, device.as_deref(), &other),
+            }
+        }
+        if let Some(reason) = closed {
+            self.on_closed(conn, reason);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some((at, _)) = c.session.poll_timeout()
+            && c.scheduled.is_none_or(|s| at < s)
+        {
+            c.scheduled = Some(at);
+            self.timers.push(Reverse((at, conn)));
+        }
+        if c.session.pending_output() > 0 && !c.dirty {
+            c.dirty = true;
+            self.dirty.push_back(conn);
+        }
+    }
+
+    fn route_stream_event(&mut self, now: Instant, device: Option<&str>, event: &ServerEvent) {
+        let Some(name) = device else { return };
+        let Some(entry) = self.devices.get_mut(name) else {
+            return;
+        };
+        match event {
+            ServerEvent::StreamOpened { id, .. } | ServerEvent::StreamClosed { id, .. } => {
+                let result = match event {
+                    ServerEvent::StreamClosed { why, .. } => Err(why.clone()),
+                    _ => Ok(()),
+                };
+                let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.waiting)
+                    .into_iter()
+                    .partition(|(i, ..)| i == id);
+                entry.waiting = rest;
+                for (_, resource, sink) in done {
+                    self.events.push_back(BrokerEvent::Subscribed {
+                        device: Text::from(name),
+                        resource,
+                        sink,
+                        result: result.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        let Some(entry) = self.devices.get_mut(name) else {
+            return;
+        };
+        let mut deliveries = Vec::new();
+        entry.streams.handle_event(now, event, &mut deliveries);
+        for (resource, d) in deliveries {
+            self.events.push_back(BrokerEvent::Delivery {
+                device: Text::from(name),
+                resource,
+                sink: d.sink,
+                value: d.value,
+            });
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId, reason: CloseReason) {
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
+        let mut rest = Vec::new();
+        c.session.poll_transmit(&mut rest);
+        self.closed.push_back((conn, rest));
+        self.fail_requests(conn);
+        match c.device {
+            Some(device) => {
+                if let Some(entry) = self.devices.get_mut(&device)
+                    && entry.conn == Some(conn)
+                {
+                    entry.conn = None;
+                    entry.dialect = None;
+                    entry.connected_at = None;
+                    entry.streams.disconnected();
+                    for (_, resource, sink) in std::mem::take(&mut entry.waiting) {
+                        self.events.push_back(BrokerEvent::Subscribed {
+                            device: device.clone(),
+                            resource,
+                            sink,
+                            result: Err(StreamEnd::ConnectionEnded),
+                        });
+                    }
+                }
+                self.events
+                    .push_back(BrokerEvent::DeviceOffline { device, reason });
+            }
+            None => self
+                .events
+                .push_back(BrokerEvent::ConnectionClosed { conn, reason }),
+        }
+    }
+}
