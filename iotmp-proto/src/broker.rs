@@ -235,6 +235,14 @@ impl Broker {
         self.settle(now, conn);
     }
 
+    /// What the driver learned about `conn`'s transport (a finished TLS handshake), before
+    /// its first bytes are fed.
+    pub fn set_transport(&mut self, conn: ConnId, transport: TransportInfo) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session.set_transport(transport);
+        }
+    }
+
     /// Bytes arrived on `conn`.
     pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -182,6 +182,7 @@ impl DeviceResources {
 /// A device session that answers from its handlers. Same contract as [`Client`].
 pub struct Device {
     client: Client,
+    config: ClientConfig,
     handlers: Vec<(Text, Box<dyn ResourceHandler>)>,
     events: VecDeque<ClientEvent>,
 }
@@ -201,12 +202,23 @@ impl Device {
         resources: DeviceResources,
         now: Instant,
     ) -> Result<Self, CommandError> {
-        let client = Client::new(config, resources.resources, now)?;
+        let client = Client::new(config.clone(), resources.resources, now)?;
         Ok(Device {
             client,
+            config,
             handlers: resources.handlers,
             events: VecDeque::new(),
         })
+    }
+
+    /// A new transport is open: starts a fresh session (queuing its CONNECT) with the same
+    /// configuration, resources and handlers. Events of the old session that were not polled
+    /// are dropped.
+    pub fn reconnect(&mut self, now: Instant) -> Result<(), CommandError> {
+        let resources = self.client.resources().clone();
+        self.client = Client::new(self.config.clone(), resources, now)?;
+        self.events.clear();
+        Ok(())
     }
 
     /// The session, for commands such as [`Client::run`] or [`Client::disconnect`].

@@ -114,8 +114,10 @@
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod broker;
 pub mod client;
+pub mod control;
 pub mod device;
 pub mod dialect;
 pub mod fanout;

@@ -300,6 +300,14 @@ impl ServerSession {
         self.outbox.len()
     }
 
+    /// Updates what is known about the transport, e.g. once a TLS handshake finished and the
+    /// client certificate is verified. Only before the first frame; ignored afterwards.
+    pub fn set_transport(&mut self, transport: TransportInfo) {
+        if self.phase == Phase::AwaitConnect && self.deframer.stream_offset() == 0 {
+            self.transport = transport;
+        }
+    }
+
     // ----- inputs --------------------------------------------------------------------------
 
     /// Bytes arrived from the transport.
