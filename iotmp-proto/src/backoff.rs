@@ -57,6 +57,71 @@ impl Backoff {
     }
 }
 
+/// When a device driver should (re)connect: the reconnect schedule of spec §6.1 as pure state.
+///
+/// A driver asks [`Reconnect::due`] before opening a transport, reports [`Reconnect::up`] when
+/// the transport is open, [`Reconnect::authenticated`] on `ClientEvent::Connected` (which resets
+/// the backoff), and [`Reconnect::lost`] when the transport or the session ended (or a connect
+/// attempt failed), passing a random number for the jitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    backoff: Backoff,
+    next_attempt: Option<crate::time::Instant>,
+    stopped: bool,
+}
+
+impl Reconnect {
+    /// Connect at once, then back off per `backoff`.
+    pub const fn new(backoff: Backoff) -> Self {
+        Reconnect {
+            backoff,
+            next_attempt: Some(crate::time::Instant::ZERO),
+            stopped: false,
+        }
+    }
+
+    /// Is it time to open a transport?
+    pub fn due(&self, now: crate::time::Instant) -> bool {
+        !self.stopped && self.next_attempt.is_some_and(|t| now >= t)
+    }
+
+    /// When the next attempt is due (`None` while connected or stopped).
+    pub fn poll_timeout(&self) -> Option<crate::time::Instant> {
+        if self.stopped {
+            None
+        } else {
+            self.next_attempt
+        }
+    }
+
+    /// A transport is open (the session's CONNECT is on its way).
+    pub fn up(&mut self) {
+        self.next_attempt = None;
+    }
+
+    /// The server accepted the CONNECT: the next failure backs off from the start again.
+    pub fn authenticated(&mut self) {
+        self.backoff.reset();
+    }
+
+    /// The transport or session ended, or a connect attempt failed; returns when to try again.
+    pub fn lost(&mut self, now: crate::time::Instant, jitter: u32) -> crate::time::Instant {
+        let at = now + self.backoff.next_delay(jitter);
+        self.next_attempt = Some(at);
+        at
+    }
+
+    /// No more attempts (the application is shutting down).
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// True after [`Reconnect::stop`].
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +142,33 @@ mod tests {
             7499,
             "half-way draw"
         );
+    }
+
+    #[test]
+    fn reconnect_schedule() {
+        use crate::time::Instant;
+        let mut r = Reconnect::new(Backoff::default());
+        assert!(r.due(Instant::ZERO));
+        r.up();
+        assert!(!r.due(Instant::from_secs(100)));
+        let at = r.lost(Instant::from_secs(100), u32::MAX);
+        assert_eq!(at, Instant::from_secs(105));
+        assert!(!r.due(Instant::from_secs(104)) && r.due(at));
+        r.up();
+        assert_eq!(
+            r.lost(at, u32::MAX),
+            at + Duration::from_secs(10),
+            "doubles while failing"
+        );
+        r.up();
+        r.authenticated();
+        assert_eq!(
+            r.lost(at, u32::MAX),
+            at + Duration::from_secs(5),
+            "reset after a CONNECT succeeded"
+        );
+        r.stop();
+        assert!(!r.due(Instant::from_secs(10_000)) && r.poll_timeout().is_none());
     }
 
     #[test]

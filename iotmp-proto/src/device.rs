@@ -302,3 +302,27 @@ impl Device {
         self.client.poll_timeout()
     }
 }
+
+/// What a device driver (mio, smol, …) reports to its application about the connection.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DriverEvent {
+    /// A transport to the server is open; CONNECT is on its way.
+    TransportUp,
+    /// The server accepted the CONNECT.
+    Connected,
+    /// Any other event of the session (answers to the device's requests, streams started, …).
+    Session(ClientEvent),
+    /// The connection ended (or could not be made); the driver will try again.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The next attempt is scheduled after this delay (backoff with jitter).
+    Retrying {
+        /// The delay.
+        after: core::time::Duration,
+    },
+    /// The driver stopped for good (shutdown).
+    Stopped,
+}

@@ -132,13 +132,15 @@ pub mod pson;
 pub mod server;
 pub mod session;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "serde")]
 pub mod trace;
 pub mod value;
 mod varint;
 
 pub use client::{Client, ClientConfig, ClientEvent};
-pub use device::{Device, DeviceResources};
+pub use device::{Device, DeviceResources, DriverEvent};
 pub use dialect::{Dialect, EncodeError, MessageError, MessageErrorKind};
 pub use message::{AuthType, Message, MessageType, StreamKind};
 pub use outcome::Outcome;

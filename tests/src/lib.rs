@@ -7,6 +7,7 @@
 )]
 
 pub mod arbitrary;
+pub mod drivers;
 pub mod pair;
 pub mod sample;
 pub mod sessions;
