@@ -280,7 +280,7 @@ struct PendingRun {
     stream_id: Option<u16>,
     resource: Text,
     kind: ResourceKind,
-    had_input: bool,
+    had_payload: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -586,7 +586,7 @@ impl Client {
             };
             self.send_or_report(&reply);
         }
-        if pending.had_input {
+        if pending.had_payload {
             // The echo rule (§6.5.1): an input changes what event listeners should see.
             self.stream_inner(&pending.resource)?;
         }
@@ -1076,13 +1076,15 @@ impl Client {
         }
         let token = RunId(self.next_run);
         self.next_run = self.next_run.wrapping_add(1);
+        // The echo rule looks at whether the RUN carried a payload, whatever the kind (§6.5.1).
+        let had_payload = m.payload.is_some();
         let input = if kind.takes_input() { m.payload } else { None };
         self.runs.push(PendingRun {
             token,
             stream_id: id,
             resource: resource.clone(),
             kind,
-            had_input: input.is_some(),
+            had_payload,
         });
         self.events.push_back(ClientEvent::Run(RunRequest {
             id: token,
