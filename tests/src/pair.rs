@@ -20,6 +20,8 @@ use iotmp_proto::{ClientConfig, Device, DeviceResources, Dialect, Instant, Value
 
 use crate::transcript::{Direction, Transcript};
 
+mod faults;
+
 /// One direction of the link.
 #[derive(Debug, Default)]
 pub struct Link {
@@ -300,30 +302,17 @@ impl Pair {
     /// Moves output and events out of both sides until both are quiet.
     pub fn drain(&mut self) {
         loop {
-            let mut progressed = false;
-            let mut bytes = Vec::new();
-            if self.device.poll_transmit(&mut bytes) > 0 {
-                progressed = true;
-                self.log_frames(Direction::DeviceToServer, &bytes);
-                if self.up_open {
-                    self.up.send(self.now, bytes);
-                }
-            }
-            let mut bytes = Vec::new();
-            if self.server.poll_transmit(&mut bytes) > 0 {
-                progressed = true;
-                self.log_frames(Direction::ServerToDevice, &bytes);
-                if self.down_open {
-                    self.down.send(self.now, bytes);
-                }
-            }
+            let mut progressed = self.flush_device();
+            progressed |= self.flush_server();
             while let Some(event) = self.device.poll_event() {
                 progressed = true;
                 if let ClientEvent::Closed(reason) = &event {
+                    // The device closes its transport: the server sees EOF after what is in flight,
+                    // including what the session wrote just before it closed.
+                    self.flush_device();
                     self.device_closed = true;
                     self.transcript
                         .note(self.now, &format!("device closed: {reason}"));
-                    // The device closes its transport: the server sees EOF after what is in flight.
                     self.up_open = false;
                     self.schedule_eof(Direction::DeviceToServer);
                 } else {
@@ -345,12 +334,50 @@ impl Pair {
         }
     }
 
+    /// Moves what the device wrote onto the link; returns whether there was anything.
+    fn flush_device(&mut self) -> bool {
+        let mut bytes = Vec::new();
+        if self.device.poll_transmit(&mut bytes) == 0 {
+            return false;
+        }
+        self.log_frames(Direction::DeviceToServer, &bytes);
+        if self.up_open {
+            if self.up.dropping {
+                self.transcript
+                    .note(self.now, "(lost: the C->S link drops it)");
+            }
+            self.up.send(self.now, bytes);
+        }
+        true
+    }
+
+    /// Moves what the server wrote onto the link; returns whether there was anything.
+    fn flush_server(&mut self) -> bool {
+        let mut bytes = Vec::new();
+        if self.server.poll_transmit(&mut bytes) == 0 {
+            return false;
+        }
+        self.log_frames(Direction::ServerToDevice, &bytes);
+        if self.down_open {
+            if self.down.dropping {
+                self.transcript
+                    .note(self.now, "(lost: the S->C link drops it)");
+            }
+            self.down.send(self.now, bytes);
+        }
+        true
+    }
+
     fn schedule_eof(&mut self, direction: Direction) {
         // EOF travels behind the bytes already in flight: an empty chunk marks it.
         let link = match direction {
             Direction::DeviceToServer => &mut self.up,
             Direction::ServerToDevice => &mut self.down,
         };
+        if link.dropping {
+            // A black hole swallows the close too: the other side never learns of it.
+            return;
+        }
         let at = self.now + link.latency;
         let at = link.in_flight.back().map_or(at, |(t, _)| (*t).max(at));
         link.in_flight.push_back((at, Vec::new()));
@@ -398,6 +425,9 @@ impl Pair {
                 }
             }
             ServerEvent::Closed(reason) => {
+                // Write what the session still holds (the ERROR to a refused CONNECT, say), then
+                // close: the device sees EOF behind it.
+                self.flush_server();
                 self.hub.disconnected();
                 self.server_closed = true;
                 self.transcript

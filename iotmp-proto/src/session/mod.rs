@@ -4,6 +4,8 @@
 pub(crate) mod outbox;
 pub(crate) mod requests;
 
+pub use requests::StreamEnd;
+
 use core::fmt;
 use core::time::Duration;
 
