@@ -1,16 +1,69 @@
 //! `iotmp`: one binary for both IOTMP roles.
 //!
-//! It will play a device exposing resources, or a server with the HTTP / WebSocket / SSE API of
-//! spec chapter 8, and will decode, encode, record and replay traffic. Only the wire codec of
-//! `iotmp-proto` exists so far; until the roles land this binary says so and exits with status 2.
+//! Today it decodes and encodes frames and replays session traces; the device, the server with
+//! the HTTP / WebSocket / SSE API of spec chapter 8, and the bench come next, each as one more
+//! subcommand. This file only wires the parts together:
+//!
+//! * [`cli`]: the clap types; [`values`]: option values shared with the config file;
+//! * [`config`]: the TOML config file; [`logging`]: tracing on stderr;
+//! * [`commands`]: one module per subcommand;
+//! * [`exit`]: the exit statuses; [`error`]: the top-level error and how it is printed.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod exit;
+mod help;
+mod hex;
+mod input;
+mod logging;
+mod output;
+mod values;
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+
+use crate::cli::Cli;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::exit::Exit;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "iotmp {}: the device, server, decode and replay commands are not built yet.\n\
-         The wire codec is ready in the iotmp-proto crate; see README.md for the status.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version come through here too: printed on stdout, they succeed.
+            let exit = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Success
+            };
+            let _ = e.print();
+            return exit.into();
+        }
+    };
+    match run(cli) {
+        Ok(()) => Exit::Success.into(),
+        Err(e) => {
+            e.report(&mut std::io::stderr().lock());
+            e.exit().into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    // The config file comes first: it may set the verbosity. Its errors are printed by `main`,
+    // which needs no logger.
+    let config = Config::load(cli.global.config.as_deref())?;
+    let verbose = match cli.global.verbose {
+        0 => config.verbose.unwrap_or(0),
+        n => n,
+    };
+    logging::init(verbose)?;
+    if let Some(path) = &cli.global.config {
+        tracing::debug!("config read from {}", path.display());
+    }
+    commands::run(cli.command, &config)
 }

@@ -160,8 +160,10 @@ pub struct Deframer {
     /// The buffered frame was handed out; drop it on the next call.
     handed_out: bool,
     error: Option<FrameError>,
-    /// Stream offset of the start of the current (or next) frame.
+        /// Bytes consumed so far (headers count once they are complete).
     offset: u64,
+    /// Stream offset where the frame whose body is being buffered starts.
+    frame_start: u64,
 }
 
 impl Default for Deframer {
@@ -181,7 +183,8 @@ impl Deframer {
             body: Vec::new(),
             handed_out: false,
             error: None,
-            offset: 0,
+                        offset: 0,
+            frame_start: 0,
         }
     }
 
@@ -252,7 +255,8 @@ impl Deframer {
                         self.offset += whole as u64;
                         return Ok(Some(Frame { type_code, body }));
                     }
-                    *input = input.get(len..).unwrap_or_default();
+                                        *input = input.get(len..).unwrap_or_default();
+                    self.frame_start = self.offset;
                     self.offset += len as u64;
                     self.pending = Some((type_code, size));
                 }
@@ -282,7 +286,8 @@ impl Deframer {
                                 type_code,
                                 size,
                                 len,
-                            }) => {
+                                                        }) => {
+                                self.frame_start = self.offset;
                                 self.offset += len as u64;
                                 self.header_len = 0;
                                 self.pending = Some((type_code, size));
@@ -317,10 +322,15 @@ impl Deframer {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let buffered = self.buffered();
-        if buffered > 0 || (self.pending.is_some() && !self.handed_out) {
-            let header_bytes = if self.pending.is_some() { 0 } else { buffered };
-            let offset = self.offset.saturating_sub(header_bytes as u64);
+        let truncated = match (self.pending, self.handed_out) {
+            // Inside a body: everything since the frame's first header byte.
+            (Some(_), false) => Some((self.frame_start, self.offset.saturating_sub(self.frame_start))),
+            // Inside a header: its bytes are not counted in `offset` yet.
+            (None, _) if self.header_len > 0 => Some((self.offset, u64::from(self.header_len))),
+            _ => None,
+        };
+        if let Some((offset, received)) = truncated {
+            let buffered = usize::try_from(received).unwrap_or(usize::MAX);
             return Err(self.fail(FrameError::TruncatedAtEof { buffered, offset }));
         }
         Ok(())
@@ -381,11 +391,11 @@ mod tests {
     #[test]
     fn eof_inside_frame() {
         let mut d = Deframer::default();
-        all_frames(&mut d, &[0x01, 0x05, 0x01]).unwrap();
-        assert!(matches!(
-            d.finish(),
-            Err(FrameError::TruncatedAtEof { buffered: 1, .. })
-        ));
+        all_frames(&mut d, &[0x05, 0x00, 0x01, 0x05, 0x01]).unwrap();
+        assert_eq!(d.finish(), Err(FrameError::TruncatedAtEof { buffered: 3, offset: 2 }));
+        let mut d = Deframer::default();
+        all_frames(&mut d, &[0x05, 0x00, 0x01, 0x80]).unwrap();
+        assert_eq!(d.finish(), Err(FrameError::TruncatedAtEof { buffered: 2, offset: 2 }));
     }
 
     #[test]

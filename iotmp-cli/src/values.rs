@@ -1,0 +1,247 @@
+//! Option values shared by the command line, the environment and the config file.
+//!
+//! Each type parses the same text wherever it comes from (clap's `ValueEnum` / `FromStr` on the
+//! command line and in `IOTMP_*` variables, serde in the TOML file), so that `--dialect 2026`,
+//! `IOTMP_DIALECT=2026` and `dialect = "2026"` (or `dialect = 2026`) mean the same thing.
+
+use std::str::FromStr;
+
+use clap::ValueEnum;
+use iotmp_proto::{Dialect, Flavour};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// What a TOML file may hold for a dialect or flavour: `"2026"`, `2026`, `"v2"`.
+///
+/// TOML users write years as integers, so both spellings are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Name {
+    Text(String),
+    Number(u64),
+}
+
+impl Name {
+    fn into_text(self) -> String {
+        match self {
+            Name::Text(text) => text,
+            Name::Number(n) => n.to_string(),
+        }
+    }
+}
+
+/// A word that is not one of the accepted values.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid value {given:?}: expected one of {expected}")]
+pub(crate) struct BadValue {
+    given: String,
+    expected: String,
+}
+
+/// Parses `text` as a `ValueEnum`, with an error that lists the accepted spellings.
+fn parse_value_enum<T: ValueEnum>(text: &str) -> Result<T, BadValue> {
+    T::from_str(text, false).map_err(|_| BadValue {
+        given: text.to_owned(),
+        expected: T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| v.get_name().to_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// `--dialect` of `decode`: a wire generation, or `detect` (spec §6.1, from the first frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(try_from = "Name")]
+pub(crate) enum DialectChoice {
+    /// The 2020 draft (CONNECT is 0x08).
+    #[value(name = "2020")]
+    Draft2020,
+    /// The 2026 generation (CONNECT is 0x03).
+    #[value(name = "2026")]
+    Draft2026,
+    /// The first frame's type picks the dialect: 0x08 -> 2020, 0x03 -> 2026.
+    Detect,
+}
+
+impl DialectChoice {
+    /// The fixed dialect, or `None` for `detect`.
+    pub(crate) const fn fixed(self) -> Option<Dialect> {
+        match self {
+            DialectChoice::Draft2020 => Some(Dialect::Draft2020),
+            DialectChoice::Draft2026 => Some(Dialect::Draft2026),
+            DialectChoice::Detect => None,
+        }
+    }
+}
+
+impl TryFrom<Name> for DialectChoice {
+    type Error = BadValue;
+    fn try_from(name: Name) -> Result<Self, BadValue> {
+        parse_value_enum(&name.into_text())
+    }
+}
+
+/// `--dialect` of commands that write frames: detection makes no sense there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(try_from = "Name")]
+pub(crate) enum WireDialect {
+    /// The 2020 draft.
+    #[value(name = "2020")]
+    Draft2020,
+    /// The 2026 generation.
+    #[value(name = "2026")]
+    Draft2026,
+}
+
+impl WireDialect {
+    /// The codec.
+    pub(crate) const fn dialect(self) -> Dialect {
+        match self {
+            WireDialect::Draft2020 => Dialect::Draft2020,
+            WireDialect::Draft2026 => Dialect::Draft2026,
+        }
+    }
+}
+
+impl TryFrom<Name> for WireDialect {
+    type Error = BadValue;
+    fn try_from(name: Name) -> Result<Self, BadValue> {
+        parse_value_enum(&name.into_text())
+    }
+}
+
+/// `--pson`: the value encoding of 2026 frames (2020 always uses Protoson).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(try_from = "Name")]
+pub(crate) enum PsonChoice {
+    /// Protoson ("PSON v1", wire type 1): the legacy 2026 flavour.
+    V1,
+    /// PSON v2 (wire type 2): what current devices send.
+    V2,
+}
+
+impl PsonChoice {
+    /// The codec flavour.
+    pub(crate) const fn flavour(self) -> Flavour {
+        match self {
+            PsonChoice::V1 => Flavour::V1,
+            PsonChoice::V2 => Flavour::V2,
+        }
+    }
+}
+
+impl TryFrom<Name> for PsonChoice {
+    type Error = BadValue;
+    fn try_from(name: Name) -> Result<Self, BadValue> {
+        parse_value_enum(&name.into_text())
+    }
+}
+
+/// A byte count such as `262144`, `256KiB`, `256k` or `1MiB` (binary units), at most 2^32-1:
+/// frame sizes are u32 on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "SizeInput")]
+pub(crate) struct ByteSize(u32);
+
+impl ByteSize {
+    /// A size of `bytes` bytes.
+    #[cfg(test)]
+    pub(crate) const fn new(bytes: u32) -> Self {
+        ByteSize(bytes)
+    }
+
+    /// The number of bytes.
+    pub(crate) const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A size that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "invalid size {0:?}: write a number of bytes, optionally with a unit: 262144, 256KiB, 1MiB (at most 4GiB - 1)"
+)]
+pub(crate) struct BadSize(String);
+
+impl FromStr for ByteSize {
+    type Err = BadSize;
+    fn from_str(text: &str) -> Result<Self, BadSize> {
+        let bad = || BadSize(text.to_owned());
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        let bytes = number.checked_mul(multiplier).ok_or_else(bad)?;
+        u32::try_from(bytes).map(ByteSize).map_err(|_| bad())
+    }
+}
+
+/// `max-body = 262144` or `max-body = "256KiB"` in TOML.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeInput {
+    Bytes(u64),
+    Text(String),
+}
+
+impl TryFrom<SizeInput> for ByteSize {
+    type Error = BadSize;
+    fn try_from(input: SizeInput) -> Result<Self, BadSize> {
+        match input {
+            SizeInput::Bytes(n) => u32::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| BadSize(n.to_string())),
+            SizeInput::Text(text) => text.parse(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_units() {
+        for (text, bytes) in [
+            ("262144", 262_144),
+            ("256KiB", 262_144),
+            ("256k", 262_144),
+            ("1 MiB", 1 << 20),
+            ("0", 0),
+            ("4294967295", u32::MAX),
+        ] {
+            assert_eq!(
+                text.parse::<ByteSize>().map(ByteSize::get),
+                Ok(bytes),
+                "{text}"
+            );
+        }
+        for text in ["", "KiB", "-1", "1.5MiB", "4GiB", "12 parsecs"] {
+            assert!(text.parse::<ByteSize>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn value_enums_list_their_spellings() {
+        let err = parse_value_enum::<WireDialect>("detect").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"detect\": expected one of 2020, 2026"
+        );
+        assert_eq!(
+            parse_value_enum::<DialectChoice>("2026"),
+            Ok(DialectChoice::Draft2026)
+        );
+    }
+}
