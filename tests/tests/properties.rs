@@ -206,3 +206,23 @@ fn nesting_limit_is_32_containers_both_ways() {
         }
     }
 }
+
+/// Found by fuzzing: Protoson's "undefined" tag stands for an empty map, so it counts as a
+/// container for the depth limit too.
+#[test]
+fn protoson_undefined_counts_for_depth() {
+    let nest = |levels: usize| {
+        let mut bytes = vec![0x78u8];
+        for _ in 0..levels {
+            let mut outer = vec![0x72, bytes.len() as u8];
+            outer.extend(bytes);
+            bytes = outer;
+        }
+        bytes
+    };
+    assert_eq!(pson::protoson::decode(&nest(31)).map(|v| v.depth()), Ok(32));
+    assert!(
+        pson::protoson::decode(&nest(32)).is_err(),
+        "33 containers deep must be rejected"
+    );
+}

@@ -288,6 +288,8 @@ impl<'a> Reader<'a> {
                 }
                 Ok(Value::Array(items))
             }
+            // The empty map it stands for is a container like any other: it counts for depth.
+            TAG_UNDEFINED if depth >= MAX_DEPTH => self.fail(ValueErrorKind::TooDeep, at),
             TAG_UNDEFINED => Ok(Value::Map(Map::new())),
             other => self.fail(ValueErrorKind::InvalidTag(u64::from(other)), at),
         }
