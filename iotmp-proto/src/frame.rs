@@ -160,7 +160,7 @@ pub struct Deframer {
     /// The buffered frame was handed out; drop it on the next call.
     handed_out: bool,
     error: Option<FrameError>,
-        /// Bytes consumed so far (headers count once they are complete).
+    /// Bytes consumed so far (headers count once they are complete).
     offset: u64,
     /// Stream offset where the frame whose body is being buffered starts.
     frame_start: u64,
@@ -183,7 +183,7 @@ impl Deframer {
             body: Vec::new(),
             handed_out: false,
             error: None,
-                        offset: 0,
+            offset: 0,
             frame_start: 0,
         }
     }
@@ -207,7 +207,8 @@ impl Deframer {
         self.buffered() == 0 && (self.pending.is_none() || self.handed_out)
     }
 
-    /// Total bytes consumed so far.
+    /// Bytes consumed so far: complete headers and buffered body bytes; the bytes of a header
+    /// that is still incomplete (at most ten) are not counted until it completes.
     pub const fn stream_offset(&self) -> u64 {
         self.offset
     }
@@ -255,7 +256,7 @@ impl Deframer {
                         self.offset += whole as u64;
                         return Ok(Some(Frame { type_code, body }));
                     }
-                                        *input = input.get(len..).unwrap_or_default();
+                    *input = input.get(len..).unwrap_or_default();
                     self.frame_start = self.offset;
                     self.offset += len as u64;
                     self.pending = Some((type_code, size));
@@ -286,7 +287,7 @@ impl Deframer {
                                 type_code,
                                 size,
                                 len,
-                                                        }) => {
+                            }) => {
                                 self.frame_start = self.offset;
                                 self.offset += len as u64;
                                 self.header_len = 0;
@@ -324,7 +325,10 @@ impl Deframer {
         }
         let truncated = match (self.pending, self.handed_out) {
             // Inside a body: everything since the frame's first header byte.
-            (Some(_), false) => Some((self.frame_start, self.offset.saturating_sub(self.frame_start))),
+            (Some(_), false) => Some((
+                self.frame_start,
+                self.offset.saturating_sub(self.frame_start),
+            )),
             // Inside a header: its bytes are not counted in `offset` yet.
             (None, _) if self.header_len > 0 => Some((self.offset, u64::from(self.header_len))),
             _ => None,
@@ -392,10 +396,22 @@ mod tests {
     fn eof_inside_frame() {
         let mut d = Deframer::default();
         all_frames(&mut d, &[0x05, 0x00, 0x01, 0x05, 0x01]).unwrap();
-        assert_eq!(d.finish(), Err(FrameError::TruncatedAtEof { buffered: 3, offset: 2 }));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::TruncatedAtEof {
+                buffered: 3,
+                offset: 2
+            })
+        );
         let mut d = Deframer::default();
         all_frames(&mut d, &[0x05, 0x00, 0x01, 0x80]).unwrap();
-        assert_eq!(d.finish(), Err(FrameError::TruncatedAtEof { buffered: 2, offset: 2 }));
+        assert_eq!(
+            d.finish(),
+            Err(FrameError::TruncatedAtEof {
+                buffered: 2,
+                offset: 2
+            })
+        );
     }
 
     #[test]

@@ -771,7 +771,8 @@ impl Client {
     }
 
     /// Sends DISCONNECT. With `wait_for_ok` the session closes on the server's OK (or after the
-    /// request timeout); without, it closes at once (spec §6.11).
+    /// request timeout); without, it closes at once (spec §6.11). Before the server accepted the
+    /// CONNECT nothing else may be sent (§6.1), so the session then just closes.
     pub fn disconnect(
         &mut self,
         now: Instant,
@@ -789,6 +790,12 @@ impl Client {
         self.trace_now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
+        }
+        if let Phase::Connecting { .. } = self.phase {
+            // Nothing but CONNECT may precede the server's OK (§6.1): just close.
+            self.outbox.clear();
+            self.close(CloseReason::LocalDisconnect);
+            return Ok(());
         }
         let mut m = Message::new(MessageType::Disconnect);
         m.reason = reason;

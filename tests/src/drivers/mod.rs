@@ -16,10 +16,15 @@ use iotmp_proto::server::ServerConfig;
 use iotmp_proto::{ClientConfig, DeviceResources, DriverEvent, Value};
 
 pub mod certs;
+pub mod mio;
+pub mod smol;
 
 /// What to start a server with: TCP on 127.0.0.1 (an OS-chosen port), and TLS on another
 /// 127.0.0.1 port when a TLS config is given.
 pub struct ServerSpec {
+    /// The TCP listen address; `None` = 127.0.0.1 with a port the OS picks. (A restart test
+    /// binds the same port again.)
+    pub tcp: Option<SocketAddr>,
     /// TLS listener config, if any.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Session settings.

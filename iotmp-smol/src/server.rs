@@ -1,0 +1,434 @@
+//! The server: one broker task, one task per listener, one task per connection.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use async_net::{TcpListener, TcpStream};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
+use futures_rustls::{TlsAcceptor, rustls};
+use iotmp_proto::Value;
+use iotmp_proto::broker::{Broker, BrokerEvent, ConnId};
+use iotmp_proto::control::{Command, Controller, Reply, RequestResult, SubscribeResult};
+use iotmp_proto::fanout::SinkId;
+use iotmp_proto::server::{ServerConfig, TransportInfo};
+use iotmp_proto::tls::transport_info;
+
+use crate::{Clock, Io, Pending, READ_BUFFER, Runtime, closed, next, or_none, timed, write_all};
+
+/// Messages from the connections to the broker task. The queue is bounded so that readers wait
+/// (and stop reading their sockets) while the broker is busy.
+const INPUT_QUEUE: usize = 64;
+
+/// After a failed accept (out of file descriptors, say), wait this long instead of spinning.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What to serve.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Plain TCP listener; default `127.0.0.1:25204` (spec §9).
+    pub tcp: Option<SocketAddr>,
+    /// TLS listener and its configuration (the spec's port is 25206); default none.
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// Session settings.
+    pub session: ServerConfig,
+    /// The executor to run on.
+    pub runtime: Runtime,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 25204))),
+            tls: None,
+            session: ServerConfig::default(),
+            runtime: Runtime::default(),
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// Commands to the server.
+    pub handle: ServerHandle,
+    /// Everything the application must see: `Authenticate` (answer it), devices coming and
+    /// going, deliveries to sinks. Unbounded: read it, or drop it to discard events.
+    pub events: Receiver<BrokerEvent>,
+    tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    done: Receiver<()>,
+}
+
+impl Server {
+    /// The TCP listener's address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The TLS listener's address.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// Blocks until the server stopped (after [`ServerHandle::shutdown`]).
+    pub fn join(self) -> io::Result<()> {
+        async_io::block_on(closed(&self.done));
+        Ok(())
+    }
+}
+
+/// Commands to a running server, from any thread.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    commands: Sender<Command>,
+}
+
+impl ServerHandle {
+    fn send(&self, command: Command) {
+        // Unbounded, so this fails only once the server stopped; a reply inside the command is
+        // then dropped and its `Pending` yields `None`.
+        let _ = self.commands.try_send(command);
+    }
+
+    fn ask<T: Send + 'static>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Pending<T> {
+        let (reply, pending) = Pending::new();
+        self.send(command(reply));
+        pending
+    }
+
+    /// Accepts the CONNECT of `conn` as `device`.
+    pub fn accept(&self, conn: ConnId, device: &str) {
+        let device = device.into();
+        self.send(Command::Accept { conn, device });
+    }
+
+    /// Refuses the CONNECT of `conn`.
+    pub fn reject(&self, conn: ConnId) {
+        self.send(Command::Reject { conn });
+    }
+
+    /// RUNs `resource` on `device`.
+    pub fn run(
+        &self,
+        device: &str,
+        resource: &str,
+        input: Option<Value>,
+    ) -> Pending<RequestResult> {
+        let (device, resource) = (device.into(), resource.into());
+        self.ask(|reply| Command::Run {
+            device,
+            resource,
+            input,
+            reply,
+        })
+    }
+
+    /// DESCRIBEs one resource of `device`, or all of them.
+    pub fn describe(&self, device: &str, resource: Option<&str>) -> Pending<RequestResult> {
+        let (device, resource) = (device.into(), resource.map(Into::into));
+        self.ask(|reply| Command::Describe {
+            device,
+            resource,
+            reply,
+        })
+    }
+
+    /// Registers `sink` for `resource` of `device` every `interval_s` seconds (0 = events);
+    /// values come as [`BrokerEvent::Delivery`].
+    pub fn subscribe(
+        &self,
+        device: &str,
+        resource: &str,
+        sink: SinkId,
+        interval_s: u32,
+    ) -> Pending<SubscribeResult> {
+        let (device, resource) = (device.into(), resource.into());
+        self.ask(|reply| Command::Subscribe {
+            device,
+            resource,
+            sink,
+            interval_s,
+            reply,
+        })
+    }
+
+    /// Removes `sink` from `resource` of `device`.
+    pub fn unsubscribe(&self, device: &str, resource: &str, sink: SinkId) {
+        let (device, resource) = (device.into(), resource.into());
+        self.send(Command::Unsubscribe {
+            device,
+            resource,
+            sink,
+        });
+    }
+
+    /// Sends DISCONNECT to every device, flushes, closes the listeners and stops.
+    pub fn shutdown(&self) {
+        self.send(Command::Shutdown);
+    }
+}
+
+/// Binds the listeners and starts the server's tasks on `options.runtime`.
+pub fn serve(options: ServerOptions) -> io::Result<Server> {
+    let bind = |addr| TcpListener::try_from(std::net::TcpListener::bind(addr)?);
+    let tcp = options.tcp.map(bind).transpose()?;
+    let tls = match options.tls {
+        Some((addr, config)) => Some((bind(addr)?, TlsAcceptor::from(config))),
+        None => None,
+    };
+    let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
+    let tls_addr = tls.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+    let listeners = tcp.map(|l| (l, None)).into_iter();
+    let listeners = listeners.chain(tls.map(|(l, acceptor)| (l, Some(acceptor))));
+
+    let (inputs, inputs_rx) = async_channel::bounded(INPUT_QUEUE);
+    let (commands, commands_rx) = async_channel::unbounded();
+    let (events_tx, events) = async_channel::unbounded();
+    let (stop, stop_rx) = async_channel::bounded(1);
+    let (done_tx, done) = async_channel::bounded(1);
+    let (runtime, ids) = (options.runtime, Arc::new(AtomicU64::new(0)));
+    for (listener, tls) in listeners {
+        let (ids, inputs, stop) = (ids.clone(), inputs.clone(), stop_rx.clone());
+        runtime.spawn(listen(listener, tls, ids, inputs, stop, runtime));
+    }
+    let task = BrokerTask {
+        controller: Controller::new(Broker::new(options.session)),
+        conns: HashMap::new(),
+        events: events_tx,
+        stop: Some(stop),
+        clock: Clock::start(),
+    };
+    runtime.spawn(task.run(inputs_rx, commands_rx, done_tx));
+    Ok(Server {
+        handle: ServerHandle { commands },
+        events,
+        tcp_addr,
+        tls_addr,
+        done,
+    })
+}
+
+/// From a connection task to the broker task, with the connection's id.
+enum Input {
+    /// A transport was accepted (the authentication deadline runs from here).
+    Open(ConnIo),
+    /// Its TLS handshake finished; comes before its first bytes.
+    Tls(TransportInfo),
+    Bytes(Vec<u8>),
+    /// The writer finished the last bytes it was given.
+    Wrote,
+    /// The transport ended or failed.
+    Eof,
+}
+
+/// The broker task's end of a connection. Dropping it closes the connection: the writer sends
+/// what it was given, closes, and the connection task ends.
+struct ConnIo {
+    out: Sender<Vec<u8>>,
+    /// A write is in flight: the session keeps its bytes until the writer is done.
+    busy: bool,
+}
+
+struct BrokerTask {
+    controller: Controller,
+    conns: HashMap<ConnId, ConnIo>,
+    events: Sender<BrokerEvent>,
+    /// Dropped at shutdown, which stops the listener tasks.
+    stop: Option<Sender<()>>,
+    clock: Clock,
+}
+
+enum Step {
+    Input(ConnId, Input),
+    Command(Command),
+    Timeout,
+    /// Every listener and connection task is gone (which only happens after shutdown).
+    Finished,
+}
+
+impl BrokerTask {
+    async fn run(
+        mut self,
+        inputs: Receiver<(ConnId, Input)>,
+        commands: Receiver<Command>,
+        _done: Sender<()>,
+    ) {
+        loop {
+            let timer = self.clock.timer(self.controller.broker().poll_timeout());
+            let input = |(conn, input)| Step::Input(conn, input);
+            let step = async { inputs.recv().await.map_or(Step::Finished, input) }
+                .race(async { Step::Command(next(&commands).await) })
+                .race(async {
+                    timer.await;
+                    Step::Timeout
+                })
+                .await;
+            let now = self.clock.now();
+            let shutting_down = self.controller.is_shutting_down();
+            let broker = self.controller.broker();
+            match step {
+                // After shutdown, dropping `io` closes the newcomer at once.
+                Step::Input(_, Input::Open(_)) if shutting_down => {}
+                Step::Input(conn, Input::Open(io)) => {
+                    self.conns.insert(conn, io);
+                    let broker = self.controller.broker();
+                    broker.open(now, conn, TransportInfo::default());
+                }
+                Step::Input(conn, Input::Tls(info)) => broker.set_transport(conn, info),
+                Step::Input(conn, Input::Bytes(bytes)) => broker.handle_input(now, conn, &bytes),
+                Step::Input(conn, Input::Eof) => broker.handle_eof(now, conn),
+                Step::Input(conn, Input::Wrote) => {
+                    if let Some(io) = self.conns.get_mut(&conn) {
+                        io.busy = false;
+                    }
+                    self.flush(conn);
+                }
+                Step::Command(command) => {
+                    self.controller.command(now, command);
+                    if self.controller.is_shutting_down() {
+                        self.stop = None;
+                    }
+                }
+                Step::Timeout => broker.handle_timeout(now),
+                Step::Finished => {
+                    // Before `_done` drops and `join` returns: later commands fail to send, and
+                    // queued ones are dropped, so that their `Pending`s yield `None` at once.
+                    commands.close();
+                    while commands.try_recv().is_ok() {}
+                    return;
+                }
+            }
+            self.drain();
+        }
+    }
+
+    /// The core's outputs, in the order its contract asks for.
+    fn drain(&mut self) {
+        while let Some(conn) = self.controller.broker().poll_dirty() {
+            self.flush(conn);
+        }
+        while let Some((conn, last)) = self.controller.broker().poll_closed() {
+            if let Some(io) = self.conns.remove(&conn)
+                && !last.is_empty()
+            {
+                // Queued behind a write in flight, if any; then `io` drops and closes.
+                let _ = io.out.try_send(last);
+            }
+        }
+        while let Some(event) = self.controller.poll_event() {
+            // The application may have dropped its receiver: then nobody wants the events.
+            let _ = self.events.try_send(event);
+        }
+    }
+
+    /// Hands `conn`'s pending bytes to its writer, unless a write is in flight.
+    fn flush(&mut self, conn: ConnId) {
+        let Some(io) = self.conns.get_mut(&conn).filter(|io| !io.busy) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if self.controller.broker().poll_transmit(conn, &mut bytes) > 0 {
+            io.busy = io.out.try_send(bytes).is_ok();
+        }
+    }
+}
+
+/// Accepts on `listener` until the broker drops the stop signal.
+async fn listen(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ids: Arc<AtomicU64>,
+    inputs: Sender<(ConnId, Input)>,
+    stop: Receiver<()>,
+    runtime: Runtime,
+) {
+    while let Some(accepted) = or_none(listener.accept(), closed(&stop)).await {
+        let Ok((stream, _)) = accepted else {
+            // Out of file descriptors, say: wait a little instead of spinning.
+            Timer::after(ACCEPT_RETRY).await;
+            continue;
+        };
+        let conn = ids.fetch_add(1, Ordering::Relaxed) + 1;
+        runtime.spawn(connection(conn, stream, tls.clone(), inputs.clone()));
+    }
+    // Close the port before `inputs` drops (the broker task ends once every input sender is
+    // gone), so that a joined server's ports can be bound again.
+    drop(listener);
+}
+
+/// One connection: registers it, does the TLS handshake if any, then reads and writes
+/// concurrently. It lives until the broker drops its end of `out` (see [`ConnIo`]).
+async fn connection(
+    conn: ConnId,
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    inputs: Sender<(ConnId, Input)>,
+) {
+    // IOTMP frames are small and often answer each other: do not let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
+    let (out, out_rx) = async_channel::unbounded();
+    let send = |input| inputs.send((conn, input));
+    if send(Input::Open(ConnIo { out, busy: false }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let stream: Box<dyn Io> = match tls {
+        None => Box::new(tcp),
+        // Nothing is written before the handshake is done, so `out` closing can only mean the
+        // broker gave up on it (authentication deadline).
+        Some(acceptor) => match or_none(acceptor.accept(tcp), closed(&out_rx)).await {
+            None => return,
+            Some(Err(_)) => {
+                let _ = send(Input::Eof).await;
+                return;
+            }
+            Some(Ok(tls)) => {
+                let peer = tls.get_ref().1.peer_certificates();
+                if send(Input::Tls(transport_info(peer))).await.is_err() {
+                    return;
+                }
+                Box::new(tls)
+            }
+        },
+    };
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let read = async {
+        let mut buf = vec![0; READ_BUFFER];
+        loop {
+            // An error ends the transport like EOF does (non-blocking reads are not interrupted).
+            let input = match reader.read(&mut buf).await {
+                Ok(n) if n > 0 => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
+                _ => Input::Eof,
+            };
+            let eof = matches!(input, Input::Eof);
+            if send(input).await.is_err() {
+                return;
+            }
+            if eof {
+                // Wait for the writer to flush what the broker still sends, and close.
+                future::pending::<()>().await;
+            }
+        }
+    };
+    let write = async {
+        while let Ok(bytes) = out_rx.recv().await {
+            let written = write_all(&mut writer, &bytes).await.is_ok();
+            let input = if written { Input::Wrote } else { Input::Eof };
+            if send(input).await.is_err() || !written {
+                return;
+            }
+        }
+        // The broker let go of the connection and everything it gave was written.
+        let _ = timed(writer.close()).await;
+    };
+    // The writer ends the connection: a read in progress is simply dropped.
+    read.or(write).await;
+}
