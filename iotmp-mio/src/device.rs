@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender, TryRecvError};
 use iotmp_proto::backoff::{Backoff, Reconnect};
-use iotmp_proto::{
-    ClientConfig, ClientEvent, Device, DeviceResources, DriverEvent, Instant, Value,
-};
+use iotmp_proto::{ClientConfig, Device, DeviceResources, DriverEvent, Instant, Value};
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
@@ -313,12 +311,9 @@ impl DeviceLoop {
         }
         out.clear();
         while let Some(event) = self.device.poll_event() {
-            match event {
-                ClientEvent::Connected => {
-                    self.reconnect.authenticated();
-                    self.emit(DriverEvent::Connected);
-                }
-                ClientEvent::Closed(reason) => {
+            match self.reconnect.observe(event) {
+                Ok(event) => self.emit(event),
+                Err(reason) => {
                     // The session's last bytes (an ERROR, a DISCONNECT) go out before the close.
                     self.device.poll_transmit(out);
                     self.links.close(id, now, out);
@@ -330,7 +325,6 @@ impl DeviceLoop {
                     };
                     self.lost(now, reason);
                 }
-                other => self.emit(DriverEvent::Session(other)),
             }
         }
     }

@@ -111,6 +111,25 @@ impl Reconnect {
         at
     }
 
+    /// Sorts a session event for a device driver: the event to report to the application, or,
+    /// when the session closed, why (close the transport, then call [`Reconnect::lost`]).
+    /// The server accepting the CONNECT also resets the backoff.
+    pub fn observe(
+        &mut self,
+        event: crate::client::ClientEvent,
+    ) -> Result<crate::device::DriverEvent, crate::session::CloseReason> {
+        use crate::client::ClientEvent;
+        use crate::device::DriverEvent;
+        match event {
+            ClientEvent::Connected => {
+                self.authenticated();
+                Ok(DriverEvent::Connected)
+            }
+            ClientEvent::Closed(reason) => Err(reason),
+            other => Ok(DriverEvent::Session(other)),
+        }
+    }
+
     /// No more attempts (the application is shutting down).
     pub fn stop(&mut self) {
         self.stopped = true;

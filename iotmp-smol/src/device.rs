@@ -9,7 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use futures_rustls::rustls::pki_types::ServerName;
 use futures_rustls::{TlsConnector, rustls};
 use iotmp_proto::backoff::{Backoff, Reconnect};
-use iotmp_proto::{ClientConfig, ClientEvent, Device, DeviceResources, DriverEvent, Value};
+use iotmp_proto::{ClientConfig, Device, DeviceResources, DriverEvent, Value};
 
 use crate::{Clock, Io, READ_BUFFER, Runtime, closed, next, or_none, timed, write_all};
 
@@ -213,16 +213,12 @@ impl DeviceTask {
             }
             out.clear();
             while let Some(event) = self.device.poll_event() {
-                match event {
-                    ClientEvent::Connected => {
-                        self.reconnect.authenticated();
-                        self.emit(DriverEvent::Connected);
-                    }
-                    ClientEvent::Closed(reason) => {
+                match self.reconnect.observe(event) {
+                    Ok(event) => self.emit(event),
+                    Err(reason) => {
                         let _ = timed(stream.close()).await;
                         return reason.to_string();
                     }
-                    other => self.emit(DriverEvent::Session(other)),
                 }
             }
 
