@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::values::{ByteSize, DialectChoice, PsonChoice, WireDialect};
+use crate::store::names::DevicePath;
+use crate::values::{ByteSize, DialectChoice, PsonChoice, RuntimeChoice, Span, WireDialect};
 
 /// `iotmp`: inspect and replay IOTMP traffic.
 #[derive(Debug, Parser)]
@@ -88,6 +89,32 @@ pub(crate) enum Command {
             Prints the transcript on stdout. Exit status 3 with the first divergence (trace\n\
             line, expected and actual output) when the replay does not match the recording.")]
     Replay(ReplayArgs),
+
+    /// Run this machine as an IOTMP device: commands, files, simulated sensors and system
+    /// metrics as resources (`iotmp device connect` is the same).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples, a complete resource file and the exit statuses are in --help.",
+        after_long_help = crate::help::device()
+    )]
+    Device(DeviceArgs),
+
+    /// Manage the server's users and their API tokens (the registry database).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "Examples:\n  \
+            iotmp user add alice                     prints alice's API token, once\n  \
+            TOKEN=$(iotmp user add bob --db /var/lib/iotmp/iotmp.db)\n  \
+            iotmp user token alice                   another token; the others stay valid\n  \
+            iotmp user list --json\n  \
+            iotmp user remove alice --yes            with her tokens, devices and records\n\n\
+            The database is --db, else IOTMP_DB, else `db` in the config file's [server]\n\
+            table, else ./iotmp.db; `user add` creates it. Tokens are random (256 bits) and\n\
+            only a salted hash of each is stored: a lost token cannot be shown again, issue\n\
+            another. Secrets go alone to stdout, explanations to stderr. Devices are managed\n\
+            with `iotmp device add|list|remove`."
+    )]
+    User(UserArgs),
 }
 
 /// `iotmp decode`.
@@ -142,6 +169,385 @@ pub(crate) struct ReplayArgs {
     /// The trace file ("-": stdin), as written by the sessions' `start_trace`.
     #[arg(value_name = "FILE")]
     pub(crate) trace: PathBuf,
+}
+
+/// `iotmp device`: the device role, with or without the `connect` verb.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceArgs {
+    /// A verb; none runs the device, like `connect`.
+    #[command(subcommand)]
+    pub(crate) verb: Option<DeviceVerb>,
+    /// The device's options when no verb is given (boxed: they are large, and clap types
+    /// live in enums whose every variant would otherwise be that large).
+    #[command(flatten)]
+    pub(crate) connect: Box<DeviceConnectArgs>,
+}
+
+/// The verbs of `iotmp device`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceVerb {
+    /// Run this machine as an IOTMP device (the same as `iotmp device [OPTIONS]`).
+    #[command(
+        after_help = "Examples, a complete resource file and the exit statuses are in --help.",
+        after_long_help = crate::help::device()
+    )]
+    Connect(Box<DeviceConnectArgs>),
+
+    /// `add`, `list`, `remove`: the server's registry of devices.
+    #[command(flatten)]
+    Registry(DeviceRegistryCommand),
+}
+
+/// `iotmp device [connect]`: where to connect, who to be, what to expose.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct DeviceConnectArgs {
+    /// The server: iotmp://HOST[:PORT] (TCP, port 25204) or iotmps://HOST[:PORT] (TLS, 25206)
+    #[arg(
+        long,
+        short = 's',
+        env = "IOTMP_SERVER",
+        value_name = "URI",
+        help_heading = "Connection"
+    )]
+    pub(crate) server: Option<String>,
+
+    /// The server's host; overrides the host of --server
+    #[arg(
+        long,
+        env = "IOTMP_HOST",
+        value_name = "HOST",
+        help_heading = "Connection"
+    )]
+    pub(crate) host: Option<String>,
+
+    /// The server's port; overrides the port of --server [default: 25204, with TLS 25206]
+    #[arg(
+        long,
+        env = "IOTMP_PORT",
+        value_name = "PORT",
+        help_heading = "Connection"
+    )]
+    pub(crate) port: Option<u16>,
+
+    /// Connect with TLS (what an iotmps:// server says), for --host
+    #[arg(long, help_heading = "Connection")]
+    pub(crate) tls: bool,
+
+    /// Verify the server with this CA (PEM) instead of the system's root certificates
+    #[arg(
+        long,
+        env = "IOTMP_CA",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub(crate) ca: Option<PathBuf>,
+
+    /// Wire generation to speak [default: 2020]
+    #[arg(
+        long,
+        short,
+        value_enum,
+        env = "IOTMP_DIALECT",
+        value_name = "DIALECT",
+        help_heading = "Connection"
+    )]
+    pub(crate) dialect: Option<WireDialect>,
+
+    /// Seconds between keep-alives, asked of the server [default: none sent, the server's 60]
+    #[arg(
+        long,
+        env = "IOTMP_KEEP_ALIVE",
+        value_name = "SECS",
+        help_heading = "Connection"
+    )]
+    pub(crate) keep_alive: Option<u32>,
+
+    /// First reconnect delay; it doubles after each failure, with jitter [default: 5s]
+    #[arg(long, value_name = "DURATION", help_heading = "Connection")]
+    pub(crate) backoff_first: Option<Span>,
+
+    /// Longest reconnect delay [default: 60s]
+    #[arg(long, value_name = "DURATION", help_heading = "Connection")]
+    pub(crate) backoff_max: Option<Span>,
+
+    /// The driver: mio (one thread), smol or async-std [default: smol]
+    #[arg(
+        long,
+        value_enum,
+        env = "IOTMP_RUNTIME",
+        value_name = "RUNTIME",
+        help_heading = "Connection"
+    )]
+    pub(crate) runtime: Option<RuntimeChoice>,
+
+    /// The owner's user name
+    #[arg(
+        long,
+        env = "IOTMP_USER",
+        value_name = "USER",
+        help_heading = "Authentication"
+    )]
+    pub(crate) user: Option<String>,
+
+    /// The device id
+    #[arg(
+        long,
+        env = "IOTMP_DEVICE",
+        value_name = "ID",
+        help_heading = "Authentication"
+    )]
+    pub(crate) device: Option<String>,
+
+    /// The device credential. Visible to other local users here: prefer IOTMP_CREDENTIAL or
+    /// the config file
+    #[arg(long, value_name = "SECRET", help_heading = "Authentication")]
+    pub(crate) credential: Option<String>,
+
+    /// Authenticate with this client certificate (PEM) instead of credentials; needs TLS
+    #[arg(
+        long,
+        env = "IOTMP_CERT",
+        value_name = "FILE",
+        help_heading = "Authentication"
+    )]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --cert
+    #[arg(
+        long,
+        env = "IOTMP_KEY",
+        value_name = "FILE",
+        help_heading = "Authentication"
+    )]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Declare resources from this TOML file (see --help for a complete one)
+    #[arg(
+        long,
+        short = 'r',
+        env = "IOTMP_RESOURCES",
+        value_name = "FILE",
+        help_heading = "Resources"
+    )]
+    pub(crate) resources: Option<PathBuf>,
+
+    /// Output resource: runs `sh -c COMMAND` on each read; JSON output is parsed, other text
+    /// sent trimmed
+    #[arg(long, value_name = "NAME=COMMAND", help_heading = "Resources")]
+    pub(crate) cmd: Vec<String>,
+
+    /// Output resource: the file's contents on each read (JSON if JSON, else text)
+    #[arg(long, value_name = "NAME=PATH", help_heading = "Resources")]
+    pub(crate) file: Vec<String>,
+
+    /// Output resource: a fixed JSON value
+    #[arg(long = "const", value_name = "NAME=JSON", help_heading = "Resources")]
+    pub(crate) constant: Vec<String>,
+
+    /// Simulated sensor: offset + amplitude * sin(2 pi t / period)
+    #[arg(
+        long,
+        value_name = "NAME[:period=60,amplitude=10,offset=20]",
+        help_heading = "Resources"
+    )]
+    pub(crate) sine: Vec<String>,
+
+    /// Simulated sensor: moves by up to ±step at each read (min and max optional)
+    #[arg(
+        long,
+        value_name = "NAME[:step=0.5,start=20,min=,max=]",
+        help_heading = "Resources"
+    )]
+    pub(crate) random_walk: Vec<String>,
+
+    /// Simulated sensor: start, start+step, ... one per read
+    #[arg(long, value_name = "NAME[:start=0,step=1]", help_heading = "Resources")]
+    pub(crate) counter: Vec<String>,
+
+    /// Add cpu (%), memory, load and uptime from /proc (Linux)
+    #[arg(long, help_heading = "Resources")]
+    pub(crate) metrics: bool,
+
+    /// Input resource: runs `sh -c COMMAND` with the JSON input on stdin and in IOTMP_INPUT
+    #[arg(long, value_name = "NAME=COMMAND", help_heading = "Resources")]
+    pub(crate) input_cmd: Vec<String>,
+
+    /// Input resource: writes the JSON input to the file (atomically: temporary file + rename)
+    #[arg(long, value_name = "NAME=PATH", help_heading = "Resources")]
+    pub(crate) input_file: Vec<String>,
+
+    /// Poll a resource and send it on its event stream when it changed (numbers: by at least
+    /// the threshold)
+    #[arg(
+        long,
+        value_name = "NAME[:every=1s,threshold=0]",
+        help_heading = "Resources"
+    )]
+    pub(crate) on_change: Vec<String>,
+
+    /// Timeout of each command run by --cmd and --input-cmd [default: 5s]
+    #[arg(
+        long,
+        env = "IOTMP_CMD_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Resources"
+    )]
+    pub(crate) cmd_timeout: Option<Span>,
+
+    /// Largest command output or file read, in bytes (units: KiB, MiB) [default: 64KiB]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_VALUE_SIZE",
+        value_name = "BYTES",
+        help_heading = "Resources"
+    )]
+    pub(crate) max_value_size: Option<ByteSize>,
+
+    /// Seed of the random walks: the same seed gives the same values [default: random]
+    #[arg(long, env = "IOTMP_SEED", value_name = "N", help_heading = "Resources")]
+    pub(crate) seed: Option<u64>,
+}
+
+/// The registry database and the output form, taken by every `user` and `device` registry
+/// command.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// The registry database (SQLite; `user add` creates it) [default: ./iotmp.db]
+    #[arg(long, env = "IOTMP_DB", value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
+
+    /// Print one JSON document instead of text, for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `iotmp user`.
+#[derive(Debug, Args)]
+pub(crate) struct UserArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: UserCommand,
+}
+
+/// The subcommands of `iotmp user`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user and print their first API token (shown only this once).
+    #[command(after_help = "Examples:\n  \
+            iotmp user add alice\n  \
+            iotmp user add alice --json              {\"user\":\"alice\",\"token\":\"...\"}\n\n\
+            The token goes alone to stdout; only a salted hash of it is stored.")]
+    Add(UserNameArgs),
+    /// List the users with their numbers of tokens and devices.
+    #[command(after_help = "Examples:\n  \
+            iotmp user list\n  \
+            iotmp user list --json --db /var/lib/iotmp/iotmp.db")]
+    List(RegistryArgs),
+    /// Remove a user with their API tokens, devices and recorded data (asks first).
+    #[command(after_help = "Examples:\n  \
+            iotmp user remove alice                  asks on the terminal\n  \
+            iotmp user remove alice --yes            in scripts (stdin not a terminal)")]
+    Remove(UserRemoveArgs),
+    /// Issue another API token for a user and print it (shown only this once).
+    #[command(after_help = "Examples:\n  \
+            iotmp user token alice\n  \
+            TOKEN=$(iotmp user token alice)\n\n\
+            The user's other tokens stay valid.")]
+    Token(UserNameArgs),
+}
+
+/// `iotmp user add|token NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct UserNameArgs {
+    /// The user name: 1 to 64 ASCII letters, digits, '_', '-', '.'
+    #[arg(value_name = "NAME", value_parser = crate::store::names::parse_user)]
+    pub(crate) name: String,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// `iotmp user remove NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct UserRemoveArgs {
+    /// The user to remove.
+    #[arg(value_name = "NAME", value_parser = crate::store::names::parse_user)]
+    pub(crate) name: String,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short)]
+    pub(crate) yes: bool,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// The registry verbs of `iotmp device`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceRegistryCommand {
+    /// Register a device with the server and print its credential (shown only this once).
+    #[command(after_help = "Examples:\n  \
+            iotmp device add alice/dev01               prints dev01's credential, once\n  \
+            iotmp device add alice/cam --cert cam.pem  also accept cam.pem's certificate (TLS)\n  \
+            iotmp device add alice/old --credential -  a known credential, read from stdin\n  \
+            iotmp device add alice/dev02 --json        {\"user\":…,\"credential\":…}\n\n\
+            Devices authenticate with [user, device, credential] (spec 6.2) or, over TLS with a\n\
+            verified client certificate, with the certificate whose SHA-256 fingerprint --cert\n\
+            registered. Generated credentials are random (256 bits) and go alone to stdout;\n\
+            only a salted hash is stored. The user must exist (`iotmp user add`).")]
+    Add(DeviceAddArgs),
+    /// List the registered devices, of every user or of one.
+    #[command(after_help = "Examples:\n  \
+            iotmp device list\n  \
+            iotmp device list alice --json")]
+    List(DeviceListArgs),
+    /// Remove a registered device (and its recorders; its recorded data stays with the user).
+    #[command(after_help = "Examples:\n  \
+            iotmp device remove alice/dev01")]
+    Remove(DeviceRemoveArgs),
+}
+
+/// `iotmp device add USER/DEVICE`.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceAddArgs {
+    /// The owner (registered with `iotmp user add`) and the new device's id
+    #[arg(value_name = "USER/DEVICE")]
+    pub(crate) target: DevicePath,
+
+    /// Also let the device authenticate with this certificate (PEM; the SHA-256 fingerprint of
+    /// its first certificate is stored)
+    #[arg(long, value_name = "FILE.pem")]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// Set this credential instead of generating one ("-": read a line from stdin). It should
+    /// be long and random, as the generated one is
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) credential: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// `iotmp device list [USER]`.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceListArgs {
+    /// Only this user's devices
+    #[arg(value_name = "USER", value_parser = crate::store::names::parse_user)]
+    pub(crate) user: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// `iotmp device remove USER/DEVICE`.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceRemoveArgs {
+    /// The device to remove
+    #[arg(value_name = "USER/DEVICE")]
+    pub(crate) target: DevicePath,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 #[cfg(test)]

@@ -14,13 +14,15 @@
 //!
 //! Inputs (`--file`, positional arguments) are per invocation and have no config key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::commands::device::spec::Tables;
 use crate::exit::Exit;
-use crate::values::{ByteSize, DialectChoice, PsonChoice, WireDialect};
+use crate::values::{ByteSize, DialectChoice, PsonChoice, RuntimeChoice, Span, WireDialect};
 
 /// The whole config file. Every member is optional; an absent file is the default config.
 #[derive(Debug, Default, Deserialize)]
@@ -32,11 +34,9 @@ pub(crate) struct Config {
     pub(crate) decode: DecodeConfig,
     /// `[encode]`.
     pub(crate) encode: EncodeConfig,
-    /// `[server]`: reserved for `iotmp server`, which adds its keys here.
-    #[allow(dead_code, reason = "read by the server command once it exists")]
+    /// `[server]`: the server's keys (`db` so far, also read by the registry commands).
     pub(crate) server: ServerConfig,
-    /// `[device]`: reserved for `iotmp device`, which adds its keys here.
-    #[allow(dead_code, reason = "read by the device command once it exists")]
+    /// `[device]`: the options of `iotmp device`, and resource declarations.
     pub(crate) device: DeviceConfig,
 }
 
@@ -62,16 +62,101 @@ pub(crate) struct EncodeConfig {
     pub(crate) binary: Option<bool>,
 }
 
-/// `[server]`: no keys yet. Kept (and strict) so that a config written for a later version
-/// fails loudly here instead of being half understood.
+/// `[server]`: the server's keys, also read by the registry commands (`iotmp user`,
+/// `iotmp device add|list|remove`). Strict, so that a config written for a later version fails
+/// loudly here instead of being half understood.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub(crate) struct ServerConfig {}
+pub(crate) struct ServerConfig {
+    /// `--db`: the registry database.
+    pub(crate) db: Option<PathBuf>,
+}
 
-/// `[device]`: no keys yet; see [`ServerConfig`].
+/// `[device]`: the options of `iotmp device` (same names as the long options), plus resource
+/// declarations in the tables of a resource file (`[device.cmd]`, `[device.sine]`, …, see
+/// [`Tables`]). Those are spelled out here rather than flattened: serde cannot combine
+/// `flatten` with `deny_unknown_fields`, and a misspelt key must stay an error.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub(crate) struct DeviceConfig {}
+pub(crate) struct DeviceConfig {
+    /// `--server`.
+    pub(crate) server: Option<String>,
+    /// `--host`.
+    pub(crate) host: Option<String>,
+    /// `--port`.
+    pub(crate) port: Option<u16>,
+    /// `--tls`.
+    pub(crate) tls: Option<bool>,
+    /// `--ca`.
+    pub(crate) ca: Option<PathBuf>,
+    /// `--dialect`.
+    pub(crate) dialect: Option<WireDialect>,
+    /// `--keep-alive`.
+    pub(crate) keep_alive: Option<u32>,
+    /// `--backoff-first`.
+    pub(crate) backoff_first: Option<Span>,
+    /// `--backoff-max`.
+    pub(crate) backoff_max: Option<Span>,
+    /// `--runtime`.
+    pub(crate) runtime: Option<RuntimeChoice>,
+    /// `--user`.
+    pub(crate) user: Option<String>,
+    /// `--device`.
+    pub(crate) device: Option<String>,
+    /// `--credential` (here it is not visible to other users, if the file is yours only).
+    pub(crate) credential: Option<String>,
+    /// `--cert`.
+    pub(crate) cert: Option<PathBuf>,
+    /// `--key`.
+    pub(crate) key: Option<PathBuf>,
+    /// `--resources`.
+    pub(crate) resources: Option<PathBuf>,
+    /// `--cmd-timeout`.
+    pub(crate) cmd_timeout: Option<Span>,
+    /// `--max-value-size`.
+    pub(crate) max_value_size: Option<ByteSize>,
+    /// `--seed`.
+    pub(crate) seed: Option<u64>,
+    /// `metrics = true`: `--metrics`.
+    pub(crate) metrics: Option<bool>,
+    /// `[device.cmd]`.
+    pub(crate) cmd: BTreeMap<String, toml::Value>,
+    /// `[device.file]`.
+    pub(crate) file: BTreeMap<String, toml::Value>,
+    /// `[device.const]`.
+    #[serde(rename = "const")]
+    pub(crate) constant: BTreeMap<String, toml::Value>,
+    /// `[device.sine]`.
+    pub(crate) sine: BTreeMap<String, toml::Value>,
+    /// `[device.random-walk]`.
+    pub(crate) random_walk: BTreeMap<String, toml::Value>,
+    /// `[device.counter]`.
+    pub(crate) counter: BTreeMap<String, toml::Value>,
+    /// `[device.input-cmd]`.
+    pub(crate) input_cmd: BTreeMap<String, toml::Value>,
+    /// `[device.input-file]`.
+    pub(crate) input_file: BTreeMap<String, toml::Value>,
+    /// `[device.on-change]`.
+    pub(crate) on_change: BTreeMap<String, toml::Value>,
+}
+
+impl DeviceConfig {
+    /// The resource declarations of the section, in the shape of a resource file.
+    pub(crate) fn tables(&self) -> Tables {
+        Tables {
+            metrics: self.metrics,
+            cmd: self.cmd.clone(),
+            file: self.file.clone(),
+            constant: self.constant.clone(),
+            sine: self.sine.clone(),
+            random_walk: self.random_walk.clone(),
+            counter: self.counter.clone(),
+            input_cmd: self.input_cmd.clone(),
+            input_file: self.input_file.clone(),
+            on_change: self.on_change.clone(),
+        }
+    }
+}
 
 /// A config file that cannot be used.
 #[derive(Debug, Error)]
@@ -149,7 +234,7 @@ mod tests {
             "verbose = 2\n\
              [decode]\ndialect = \"detect\"\nmax-body = \"1MiB\"\n\
              [encode]\ndialect = 2020\npson = \"v1\"\nbinary = true\n\
-             [server]\n[device]\n",
+             [server]\ndb = \"/var/lib/iotmp/iotmp.db\"\n[device]\n",
         )
         .unwrap();
         assert_eq!(config.verbose, Some(2));
@@ -158,6 +243,34 @@ mod tests {
         assert_eq!(config.encode.dialect, Some(WireDialect::Draft2020));
         assert_eq!(config.encode.pson, Some(PsonChoice::V1));
         assert_eq!(config.encode.binary, Some(true));
+        assert_eq!(
+            config.server.db.as_deref(),
+            Some(Path::new("/var/lib/iotmp/iotmp.db"))
+        );
+    }
+
+    #[test]
+    fn device_section() {
+        let config = Config::parse(
+            "[device]\nserver = \"iotmp://h\"\nkeep-alive = 30\ncmd-timeout = \"2s\"\n\
+             max-value-size = \"1MiB\"\nruntime = \"async-std\"\nmetrics = true\n\
+             [device.cmd]\nup = \"uptime\"\n[device.sine]\ntemp = { period = 10 }\n",
+        )
+        .unwrap();
+        let device = &config.device;
+        assert_eq!(device.server.as_deref(), Some("iotmp://h"));
+        assert_eq!(device.keep_alive, Some(30));
+        assert_eq!(device.cmd_timeout, Some(Span::from_secs(2)));
+        assert_eq!(device.max_value_size, Some(ByteSize::new(1 << 20)));
+        assert_eq!(device.runtime, Some(RuntimeChoice::AsyncStd));
+        let tables = device.tables();
+        assert_eq!(tables.metrics, Some(true));
+        assert_eq!(tables.cmd.len(), 1);
+        assert_eq!(tables.sine.len(), 1);
+        let err = Config::parse("[device]\nservr = \"iotmp://h\"\n").unwrap_err();
+        assert!(err.to_string().contains("servr"), "{err}");
+        let err = Config::parse("[device.sines]\nt = {}\n").unwrap_err();
+        assert!(err.to_string().contains("sines"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::io::Write;
 use thiserror::Error;
 
 use crate::commands::decode::DecodeError;
+use crate::commands::device::DeviceError;
 use crate::commands::encode::EncodeError;
+use crate::commands::registry::RegistryCmdError;
 use crate::commands::replay::ReplayCmdError;
 use crate::config::ConfigError;
 use crate::exit::Exit;
@@ -33,6 +35,12 @@ pub(crate) enum CliError {
     /// `iotmp replay`.
     #[error(transparent)]
     Replay(#[from] ReplayCmdError),
+    /// `iotmp user …`, `iotmp device add|list|remove`.
+    #[error(transparent)]
+    Registry(#[from] RegistryCmdError),
+    /// `iotmp device [connect]`.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }
 
 impl CliError {
@@ -44,6 +52,8 @@ impl CliError {
             CliError::Decode(e) => e.exit(),
             CliError::Encode(e) => e.exit(),
             CliError::Replay(e) => e.exit(),
+            CliError::Registry(e) => e.exit(),
+            CliError::Device(e) => e.exit(),
         }
     }
 

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | runtime failure: an I/O error while reading or writing, … |
-//! | 2 | usage or configuration error: bad option, unreadable config file or input file, missing `--dialect`, … |
+//! | 2 | usage or configuration error: bad option, unreadable config file or input file, missing `--dialect`, unknown user or device, … |
 //! | 3 | data error: undecodable input, a message that cannot be encoded, a replay that diverged |
 //!
 //! Clap's own usage errors already exit with 2, which is why usage errors own that number here.
@@ -47,7 +47,7 @@ impl Exit {
             Exit::Success => "success",
             Exit::Failure => "runtime failure (an I/O error while reading or writing, ...)",
             Exit::Usage => {
-                "usage or configuration error (bad option, unreadable config or input file, missing --dialect, ...)"
+                "usage or configuration error (bad option, unreadable config or input file, missing --dialect, unknown user or device, ...)"
             }
             Exit::Data => {
                 "data error (undecodable input, a message that cannot be encoded, a replay that diverged)"

@@ -14,6 +14,10 @@ pub(crate) fn top_level() -> String {
   iotmp encode --dialect 2026 '{\"type\":\"KEEP_ALIVE\"}'       JSON to hex
   iotmp encode -d 2026 '{\"type\":\"OK\",\"stream_id\":7}' | iotmp decode -d 2026
   iotmp replay tests/traces/sample-2026-device.trace        check a recorded session
+  iotmp user add alice                                      a server user; prints a token once
+  iotmp device add alice/dev01                              register a device; prints its credential
+  iotmp device -s iotmp://localhost --user alice --device dev01 --metrics
+                                                            run this machine as that device
   iotmp <COMMAND> --help                                    examples for one command
 
 Environment:
@@ -21,6 +25,9 @@ Environment:
   IOTMP_DIALECT    --dialect of decode and encode
   IOTMP_PSON       --pson of encode
   IOTMP_MAX_BODY   --max-body of decode
+  IOTMP_DB         --db of user and device add|list|remove (the registry database)
+  IOTMP_SERVER, IOTMP_USER, IOTMP_DEVICE, IOTMP_CREDENTIAL, ...
+                   options of `iotmp device` (its --help lists them)
   RUST_LOG         log filter in tracing-subscriber syntax (e.g. debug, iotmp=trace);
                    wins over -v. Logs go to stderr; stdout carries only results.
 
@@ -34,12 +41,154 @@ Precedence: command line, then environment, then config file, then the built-in 
   dialect = 2026
   pson = \"v2\"
   binary = false
-  [server]               # reserved for `iotmp server`
-  [device]               # reserved for `iotmp device`
+  [server]
+  db = \"iotmp.db\"        # the registry of `iotmp user`, `iotmp device add|list|remove`
+  [device]               # `iotmp device`: its options, and resource tables
+  server = \"iotmp://localhost\"
+  user = \"alice\"
+  device = \"dev01\"
+  credential = \"s3cr3t\"  # keep this file private
+  metrics = true
+  [device.cmd]
+  disk = \"df --output=pcent / | tail -n 1\"
 Unknown keys are errors, so that a typo does not go unnoticed.
 
 ",
     );
     text.push_str(&exit::help_section());
     text
+}
+
+/// The complete resource file `iotmp device --help` shows (and a test parses, so that the
+/// help cannot drift from what the parser accepts).
+pub(crate) const RESOURCE_FILE: &str = r#"metrics = true                 # cpu, memory, load, uptime from /proc (Linux)
+
+[cmd]                          # output (fn 3): sh -c COMMAND on each read
+hostname = "hostname"
+disk = { command = "df --output=pcent / | tail -n 1", timeout = "2s" }
+
+[file]                         # output: the file's contents on each read
+motd = "/etc/motd"
+
+[const]                        # output: a fixed value (any TOML value)
+model = "rpi4"
+info = { fw = "1.4.2", sensors = ["temp", "heading"] }
+
+[sine]                         # offset + amplitude * sin(2 pi t / period), t since start
+temp = { period = "60s", amplitude = 10, offset = 20 }
+
+[random-walk]                  # +-step at each read, seeded by --seed
+heading = { step = 4, start = 180, min = 0, max = 359 }
+
+[counter]                      # start, start+step, ... one per read
+ticks = {}
+
+[input-cmd]                    # input (fn 2): JSON input on stdin and in IOTMP_INPUT
+led = "logger led=$IOTMP_INPUT"
+
+[input-file]                   # input: JSON input written atomically (temp + rename)
+setpoint = "/var/lib/pi/setpoint.json"
+
+[on-change]                    # poll, and stream on the event stream when it changed
+heading = { every = "1s", threshold = 10 }
+"#;
+
+/// The text after the options in `iotmp device --help`.
+pub(crate) fn device() -> String {
+    let mut text = String::from(
+        "Examples:
+  export IOTMP_CREDENTIAL=s3cr3t          # not --credential: the command line is visible to all
+  iotmp device -s iotmp://localhost --user alice --device pi --metrics
+  iotmp device -s iotmps://iot.example.com --user alice --device pi \\
+      --cmd 'disk=df --output=pcent / | tail -n 1' --file motd=/etc/motd \\
+      --const 'model=\"rpi4\"' --sine temp:period=30s,amplitude=5 --counter ticks
+  iotmp device -s iotmp://localhost --user alice --device pi --dialect 2026 \\
+      --random-walk heading:step=4,start=180,min=0,max=359 --seed 42 \\
+      --on-change heading:every=1s,threshold=10         # stream when it turned 10 degrees
+  iotmp device -s iotmp://localhost --user alice --device pi \\
+      --input-file setpoint=/var/lib/pi/setpoint.json \\
+      --input-cmd 'led=echo \"$IOTMP_INPUT\" > /sys/class/leds/led0/brightness'
+  iotmp device -s iotmps://iot.example.com --cert pi.pem --key pi.key --ca ca.pem -r pi.toml
+  iotmp device connect -c iotmp.toml       # the same as `iotmp device -c iotmp.toml`
+
+A complete resource file (--resources FILE; the same tables may go in the config file
+under [device], as [device.cmd], [device.sine], ...):
+
+",
+    );
+    for line in RESOURCE_FILE.lines() {
+        text.push_str(if line.is_empty() { "" } else { "  " });
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(
+        "
+Values: command output and file contents that are JSON are sent as JSON (numbers mapped
+as the HTTP API does: 22.0 -> 22, 23.5 -> f32); other text is sent trimmed, other bytes as
+bytes. Output larger than --max-value-size fails the read. A failing command answers
+ERROR 500 with its first stderr line; a command that times out is killed with its children
+and answers ERROR 504. Every read steps a counter or a random walk: RUNs, samples, the
+first value of a new stream and DESCRIBE of the resource.
+
+Commands run on the device's connection thread: while one runs (at most its timeout) the
+device answers nothing else and sends no keep-alive. The server drops a connection silent
+for keep-alive x 1.15, so keep timeouts under 15% of --keep-alive (9 s for the default
+60 s); iotmp warns at startup otherwise. Servers also give up on a RUN after their request
+timeout (10 s by default).
+
+--on-change compares each polled value with the last one sent (numbers: by at least the
+threshold; anything else: any change), so a slow drift is sent once it adds up. The value
+polled is the value sent; nothing is sent while no server listens to the event stream.
+
+Resources come from the flags, the resource file and [device] together; a name declared
+twice is an error. Options: command line, then IOTMP_* variables, then [device] in the
+config file (keys as the long options: server, user, device, credential, keep-alive,
+backoff-first, runtime, resources, cmd-timeout, seed, ...). The credential is read from
+--credential, then IOTMP_CREDENTIAL, then the config file.
+
+The device connects at once and reconnects after failures with backoff (--backoff-first,
+doubling up to --backoff-max, with jitter), also when the server refuses the credentials
+(logged as an error). Ctrl-C or SIGTERM sends DISCONNECT and exits 0; a second Ctrl-C
+quits at once with status 130. Logs go to stderr at info level (-v for debug, RUST_LOG).
+
+Environment:
+  IOTMP_SERVER, IOTMP_HOST, IOTMP_PORT, IOTMP_CA, IOTMP_DIALECT, IOTMP_KEEP_ALIVE,
+  IOTMP_RUNTIME, IOTMP_USER, IOTMP_DEVICE, IOTMP_CREDENTIAL, IOTMP_CERT, IOTMP_KEY,
+  IOTMP_RESOURCES, IOTMP_CMD_TIMEOUT, IOTMP_MAX_VALUE_SIZE, IOTMP_SEED
+
+",
+    );
+    text.push_str(&exit::help_section());
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::device::spec::{Declarations, Tables};
+    use crate::config::Config;
+
+    #[test]
+    fn the_resource_file_in_the_help_parses() {
+        let tables: Tables = toml::from_str(RESOURCE_FILE).unwrap();
+        let mut declarations = Declarations::default();
+        declarations.add_tables(&tables, "help").unwrap();
+        let declarations = declarations.finish().unwrap();
+        assert_eq!(declarations.resources.len(), 14, "{declarations:?}");
+        assert_eq!(declarations.watches.len(), 1);
+        assert!(device().contains("  [random-walk]"));
+    }
+
+    #[test]
+    fn the_config_sample_in_the_help_parses() {
+        let help = top_level();
+        let sample: String = help
+            .lines()
+            .skip_while(|l| !l.starts_with("  verbose = 1"))
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| format!("{}\n", l.trim_start()))
+            .collect();
+        assert!(sample.contains("[device.cmd]"), "{sample}");
+        Config::parse(&sample).unwrap();
+    }
 }

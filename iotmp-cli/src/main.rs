@@ -19,6 +19,7 @@ mod hex;
 mod input;
 mod logging;
 mod output;
+mod store;
 mod values;
 
 use std::process::ExitCode;
@@ -58,7 +59,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
     // which needs no logger.
     let config = Config::load(cli.global.config.as_deref())?;
     let verbose = match cli.global.verbose {
-        0 => config.verbose.unwrap_or(0),
+        0 => config
+            .verbose
+            .unwrap_or_else(|| commands::default_verbosity(&cli.command)),
         n => n,
     };
     logging::init(verbose)?;

@@ -207,6 +207,95 @@ impl TryFrom<SizeInput> for ByteSize {
     }
 }
 
+/// `--runtime` of `device`: which driver runs the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(try_from = "Name")]
+pub(crate) enum RuntimeChoice {
+    /// iotmp-mio: one thread, a mio readiness loop.
+    Mio,
+    /// iotmp-smol on smol's global executor.
+    #[default]
+    Smol,
+    /// iotmp-smol on async-std's global executor.
+    AsyncStd,
+}
+
+impl TryFrom<Name> for RuntimeChoice {
+    type Error = BadValue;
+    fn try_from(name: Name) -> Result<Self, BadValue> {
+        parse_value_enum(&name.into_text())
+    }
+}
+
+/// A duration such as `5s`, `500ms`, `2m`, `1h` or a plain number of seconds (`0.5`, `30`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DurationInput")]
+pub(crate) struct Span(std::time::Duration);
+
+impl Span {
+    /// The duration.
+    pub(crate) const fn get(self) -> std::time::Duration {
+        self.0
+    }
+
+    /// A span of `secs` seconds.
+    #[cfg(test)]
+    pub(crate) const fn from_secs(secs: u64) -> Self {
+        Span(std::time::Duration::from_secs(secs))
+    }
+}
+
+/// A duration that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "invalid duration {0:?}: write a number with a unit (500ms, 5s, 2m, 1h) or a plain number of seconds"
+)]
+pub(crate) struct BadDuration(String);
+
+impl FromStr for Span {
+    type Err = BadDuration;
+    fn from_str(text: &str) -> Result<Self, BadDuration> {
+        let bad = || BadDuration(text.to_owned());
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(split);
+        let number: f64 = number.parse().map_err(|_| bad())?;
+        let seconds_per_unit = match unit.trim().to_ascii_lowercase().as_str() {
+            "ms" => 0.001,
+            "" | "s" | "sec" | "secs" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        // `try_from_secs_f64` refuses negative, NaN and overflowing values instead of panicking.
+        std::time::Duration::try_from_secs_f64(number * seconds_per_unit)
+            .map(Span)
+            .map_err(|_| bad())
+    }
+}
+
+/// `timeout = 5`, `timeout = 0.5` or `timeout = "5s"` in TOML.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationInput {
+    Seconds(f64),
+    Text(String),
+}
+
+impl TryFrom<DurationInput> for Span {
+    type Error = BadDuration;
+    fn try_from(input: DurationInput) -> Result<Self, BadDuration> {
+        match input {
+            DurationInput::Seconds(secs) => std::time::Duration::try_from_secs_f64(secs)
+                .map(Span)
+                .map_err(|_| BadDuration(secs.to_string())),
+            DurationInput::Text(text) => text.parse(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +332,42 @@ mod tests {
             parse_value_enum::<DialectChoice>("2026"),
             Ok(DialectChoice::Draft2026)
         );
+    }
+
+    #[test]
+    fn spans_with_units() {
+        use std::time::Duration;
+        for (text, expected) in [
+            ("5", Duration::from_secs(5)),
+            ("5s", Duration::from_secs(5)),
+            ("500ms", Duration::from_millis(500)),
+            ("0.5", Duration::from_millis(500)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            (" 1 s ", Duration::from_secs(1)),
+        ] {
+            assert_eq!(text.parse::<Span>().map(Span::get), Ok(expected), "{text}");
+        }
+        for text in [
+            "",
+            "s",
+            "-1s",
+            "5 parsecs",
+            "1e3",
+            "1..2s",
+            "99999999999999999999999h",
+        ] {
+            assert!(text.parse::<Span>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn runtimes_by_name() {
+        assert_eq!(
+            parse_value_enum::<RuntimeChoice>("async-std"),
+            Ok(RuntimeChoice::AsyncStd)
+        );
+        let err = parse_value_enum::<RuntimeChoice>("tokio").unwrap_err();
+        assert!(err.to_string().contains("mio, smol, async-std"), "{err}");
     }
 }
