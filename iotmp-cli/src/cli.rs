@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::store::names::DevicePath;
-use crate::values::{ByteSize, DialectChoice, PsonChoice, RuntimeChoice, Span, WireDialect};
+use crate::values::{
+    ByteSize, DialectChoice, Listen, PsonChoice, RuntimeChoice, Span, WireDialect,
+};
 
 /// `iotmp`: inspect and replay IOTMP traffic.
 #[derive(Debug, Parser)]
@@ -115,6 +117,30 @@ pub(crate) enum Command {
             with `iotmp device add|list|remove`."
     )]
     User(UserArgs),
+
+    /// Run the IOTMP server: device listeners (TCP, TLS), the HTTP / WebSocket / SSE API and
+    /// the recorders, over the registry database.
+    #[command(
+        after_help = "Examples, the endpoints and the exit statuses are in --help.",
+        after_long_help = crate::help::server()
+    )]
+    Server(Box<ServerArgs>),
+
+    /// Record device resources into buckets of the registry database (data buckets).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "Examples:\n  \
+            iotmp recorder add alice/dev01 temp --every 10 --bucket temps\n  \
+            iotmp recorder add alice/dev01 door --every 0 --bucket doors   every value the device sends\n  \
+            iotmp recorder list alice --json\n  \
+            iotmp recorder remove 3\n\n\
+            A recorder subscribes to the resource like a WebSocket client (spec 6.9) and stores\n\
+            each value with the server's reception time. The commands change the database; a\n\
+            running `iotmp server` picks the change up within a few seconds (it watches the\n\
+            file), and every recorder starts with the server. Records are read with\n\
+            GET /v3/users/USER/buckets/BUCKET/data. Removing a recorder keeps its records."
+    )]
+    Recorder(RecorderArgs),
 }
 
 /// `iotmp decode`.
@@ -406,6 +432,196 @@ pub(crate) struct DeviceConnectArgs {
     /// Seed of the random walks: the same seed gives the same values [default: random]
     #[arg(long, env = "IOTMP_SEED", value_name = "N", help_heading = "Resources")]
     pub(crate) seed: Option<u64>,
+}
+
+/// `iotmp server`: listeners, TLS, the device driver and session limits. Every option also
+/// comes from an `IOTMP_*` variable and from the `[server]` table of the config file.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The registry database (users, tokens, devices, recorders) [default: ./iotmp.db]
+    #[arg(long, env = "IOTMP_DB", value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
+
+    /// Device listener, plain TCP (iotmp://); "off" for none [default: 127.0.0.1:25204]
+    #[arg(
+        long,
+        env = "IOTMP_LISTEN",
+        value_name = "IP:PORT",
+        help_heading = "Listeners"
+    )]
+    pub(crate) listen: Option<Listen>,
+
+    /// Device listener over TLS (iotmps://), only with --tls-cert; "off" for none
+    /// [default: 127.0.0.1:25206]
+    #[arg(
+        long,
+        env = "IOTMP_TLS_LISTEN",
+        value_name = "IP:PORT",
+        help_heading = "Listeners"
+    )]
+    pub(crate) tls_listen: Option<Listen>,
+
+    /// HTTP API listener (spec chapter 8); "off" for none [default: 127.0.0.1:8080]
+    #[arg(
+        long,
+        env = "IOTMP_HTTP",
+        value_name = "IP:PORT",
+        help_heading = "Listeners"
+    )]
+    pub(crate) http: Option<Listen>,
+
+    /// Serve the HTTP API over HTTPS, with --tls-cert and --tls-key
+    #[arg(long, env = "IOTMP_HTTPS", help_heading = "Listeners")]
+    pub(crate) https: bool,
+
+    /// The server's certificate chain (PEM) for TLS
+    #[arg(
+        long,
+        env = "IOTMP_TLS_CERT",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "IOTMP_TLS_KEY", value_name = "FILE", help_heading = "TLS")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// Ask devices on the TLS listener for a certificate, verify it against this CA (PEM) and
+    /// let them authenticate with it (spec 6.2)
+    #[arg(
+        long,
+        env = "IOTMP_CLIENT_CA",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub(crate) client_ca: Option<PathBuf>,
+
+    /// The device-side driver: smol, async-std or mio (the HTTP API runs on smol)
+    /// [default: smol]
+    #[arg(
+        long,
+        value_enum,
+        env = "IOTMP_RUNTIME",
+        value_name = "RUNTIME",
+        help_heading = "Sessions"
+    )]
+    pub(crate) runtime: Option<RuntimeChoice>,
+
+    /// Smallest keep-alive a device may ask for, seconds [default: 5]
+    #[arg(
+        long,
+        env = "IOTMP_KEEP_ALIVE_MIN",
+        value_name = "SECS",
+        help_heading = "Sessions"
+    )]
+    pub(crate) keep_alive_min: Option<u32>,
+
+    /// Largest keep-alive a device may ask for, seconds [default: 1800]
+    #[arg(
+        long,
+        env = "IOTMP_KEEP_ALIVE_MAX",
+        value_name = "SECS",
+        help_heading = "Sessions"
+    )]
+    pub(crate) keep_alive_max: Option<u32>,
+
+    /// Time from accepting a connection to its CONNECT, TLS handshake included [default: 10s]
+    #[arg(
+        long,
+        env = "IOTMP_AUTH_DEADLINE",
+        value_name = "DURATION",
+        help_heading = "Sessions"
+    )]
+    pub(crate) auth_deadline: Option<Span>,
+
+    /// How long a RUN, DESCRIBE or stream request waits for the device (then 504)
+    /// [default: 10s]
+    #[arg(
+        long,
+        env = "IOTMP_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Sessions"
+    )]
+    pub(crate) request_timeout: Option<Span>,
+}
+
+/// `iotmp recorder`.
+#[derive(Debug, Args)]
+pub(crate) struct RecorderArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: RecorderCommand,
+}
+
+/// The subcommands of `iotmp recorder`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecorderCommand {
+    /// Record a resource of a device into a bucket of its owner (created if needed).
+    #[command(after_help = "Examples:\n  \
+            iotmp recorder add alice/dev01 temp --every 10 --bucket temps\n  \
+            iotmp recorder add alice/dev01 '$fs/get/a.txt' --every 1m --bucket files --json")]
+    Add(RecorderAddArgs),
+    /// List the recorders, of every user or of one.
+    #[command(after_help = "Examples:\n  \
+            iotmp recorder list\n  \
+            iotmp recorder list alice --json")]
+    List(RecorderListArgs),
+    /// Remove a recorder by id (`recorder list` shows them); its bucket and records stay.
+    #[command(after_help = "Examples:\n  \
+            iotmp recorder remove 3")]
+    Remove(RecorderRemoveArgs),
+}
+
+/// `iotmp recorder add USER/DEVICE RESOURCE --every N --bucket B`.
+#[derive(Debug, Args)]
+pub(crate) struct RecorderAddArgs {
+    /// The device (registered with `iotmp device add`)
+    #[arg(value_name = "USER/DEVICE")]
+    pub(crate) target: DevicePath,
+
+    /// The resource to record
+    #[arg(value_name = "RESOURCE")]
+    pub(crate) resource: String,
+
+    /// Seconds between records (10, 10s, 5m, up to 1 day); 0 records every value the device
+    /// sends on its own
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = crate::commands::registry::recorders::parse_every
+    )]
+    pub(crate) every: u32,
+
+    /// The bucket of the device's owner to record into (1 to 64 ASCII letters, digits, '_',
+    /// '-', '.')
+    #[arg(long, value_name = "NAME")]
+    pub(crate) bucket: String,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// `iotmp recorder list [USER]`.
+#[derive(Debug, Args)]
+pub(crate) struct RecorderListArgs {
+    /// Only this user's recorders
+    #[arg(value_name = "USER", value_parser = crate::store::names::parse_user)]
+    pub(crate) user: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// `iotmp recorder remove ID`.
+#[derive(Debug, Args)]
+pub(crate) struct RecorderRemoveArgs {
+    /// The recorder's id
+    #[arg(value_name = "ID")]
+    pub(crate) id: i64,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 /// The registry database and the output form, taken by every `user` and `device` registry

@@ -22,7 +22,9 @@ use thiserror::Error;
 
 use crate::commands::device::spec::Tables;
 use crate::exit::Exit;
-use crate::values::{ByteSize, DialectChoice, PsonChoice, RuntimeChoice, Span, WireDialect};
+use crate::values::{
+    ByteSize, DialectChoice, Listen, PsonChoice, RuntimeChoice, Span, WireDialect,
+};
 
 /// The whole config file. Every member is optional; an absent file is the default config.
 #[derive(Debug, Default, Deserialize)]
@@ -34,7 +36,7 @@ pub(crate) struct Config {
     pub(crate) decode: DecodeConfig,
     /// `[encode]`.
     pub(crate) encode: EncodeConfig,
-    /// `[server]`: the server's keys (`db` so far, also read by the registry commands).
+    /// `[server]`: the options of `iotmp server` (`db` is also read by the registry commands).
     pub(crate) server: ServerConfig,
     /// `[device]`: the options of `iotmp device`, and resource declarations.
     pub(crate) device: DeviceConfig,
@@ -70,6 +72,30 @@ pub(crate) struct EncodeConfig {
 pub(crate) struct ServerConfig {
     /// `--db`: the registry database.
     pub(crate) db: Option<PathBuf>,
+    /// `--listen`.
+    pub(crate) listen: Option<Listen>,
+    /// `--tls-listen`.
+    pub(crate) tls_listen: Option<Listen>,
+    /// `--http`.
+    pub(crate) http: Option<Listen>,
+    /// `--https`.
+    pub(crate) https: Option<bool>,
+    /// `--tls-cert`.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub(crate) tls_key: Option<PathBuf>,
+    /// `--client-ca`.
+    pub(crate) client_ca: Option<PathBuf>,
+    /// `--runtime`.
+    pub(crate) runtime: Option<RuntimeChoice>,
+    /// `--keep-alive-min`.
+    pub(crate) keep_alive_min: Option<u32>,
+    /// `--keep-alive-max`.
+    pub(crate) keep_alive_max: Option<u32>,
+    /// `--auth-deadline`.
+    pub(crate) auth_deadline: Option<Span>,
+    /// `--request-timeout`.
+    pub(crate) request_timeout: Option<Span>,
 }
 
 /// `[device]`: the options of `iotmp device` (same names as the long options), plus resource
@@ -274,6 +300,36 @@ mod tests {
     }
 
     #[test]
+    fn server_section() {
+        let config = Config::parse(
+            "[server]\nlisten = \"0.0.0.0:25204\"\ntls-listen = \"off\"\nhttp = \"[::1]:8080\"\n\
+             https = true\ntls-cert = \"c.pem\"\ntls-key = \"k.pem\"\nclient-ca = \"ca.pem\"\n\
+             runtime = \"mio\"\nkeep-alive-min = 10\nkeep-alive-max = 600\n\
+             auth-deadline = \"5s\"\nrequest-timeout = 2.5\n",
+        )
+        .unwrap();
+        let server = &config.server;
+        assert_eq!(
+            server.listen.and_then(Listen::addr),
+            Some(std::net::SocketAddr::from(([0, 0, 0, 0], 25204)))
+        );
+        assert_eq!(server.tls_listen.map(Listen::addr), Some(None));
+        assert!(server.http.and_then(Listen::addr).is_some());
+        assert_eq!(server.https, Some(true));
+        assert_eq!(server.client_ca.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(server.runtime, Some(RuntimeChoice::Mio));
+        assert_eq!(
+            (server.keep_alive_min, server.keep_alive_max),
+            (Some(10), Some(600))
+        );
+        assert_eq!(server.auth_deadline, Some(Span::from_secs(5)));
+        assert_eq!(
+            server.request_timeout.map(Span::get),
+            Some(std::time::Duration::from_millis(2500))
+        );
+    }
+
+    #[test]
     fn sizes_may_be_plain_integers() {
         let config = Config::parse("[decode]\nmax-body = 4096\n").unwrap();
         assert_eq!(config.decode.max_body, Some(ByteSize::new(4096)));
@@ -285,7 +341,8 @@ mod tests {
             ("[decode]\nmax_body = 1\n", "max_body"),
             ("[encode]\ndialect = \"detect\"\n", "detect"),
             ("[decode]\ndialect = 2030\n", "2030"),
-            ("[server]\nlisten = \"0.0.0.0:25204\"\n", "listen"),
+            ("[server]\nlisen = \"0.0.0.0:25204\"\n", "lisen"),
+            ("[server]\nlisten = \"localhost\"\n", "IP:PORT"),
             ("verbose = \"yes\"\n", "verbose"),
         ] {
             let err = Config::parse(text).unwrap_err().to_string();

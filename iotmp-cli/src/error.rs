@@ -13,6 +13,7 @@ use crate::commands::device::DeviceError;
 use crate::commands::encode::EncodeError;
 use crate::commands::registry::RegistryCmdError;
 use crate::commands::replay::ReplayCmdError;
+use crate::commands::server::ServerError;
 use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::logging::LogError;
@@ -41,6 +42,9 @@ pub(crate) enum CliError {
     /// `iotmp device [connect]`.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// `iotmp server`.
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 impl CliError {
@@ -54,6 +58,7 @@ impl CliError {
             CliError::Replay(e) => e.exit(),
             CliError::Registry(e) => e.exit(),
             CliError::Device(e) => e.exit(),
+            CliError::Server(e) => e.exit(),
         }
     }
 

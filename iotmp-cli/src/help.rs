@@ -18,6 +18,9 @@ pub(crate) fn top_level() -> String {
   iotmp device add alice/dev01                              register a device; prints its credential
   iotmp device -s iotmp://localhost --user alice --device dev01 --metrics
                                                             run this machine as that device
+  iotmp server                                              devices on 127.0.0.1:25204, API on :8080
+  iotmp recorder add alice/dev01 temp --every 10 --bucket temps
+                                                            record a resource into a bucket
   iotmp <COMMAND> --help                                    examples for one command
 
 Environment:
@@ -25,7 +28,9 @@ Environment:
   IOTMP_DIALECT    --dialect of decode and encode
   IOTMP_PSON       --pson of encode
   IOTMP_MAX_BODY   --max-body of decode
-  IOTMP_DB         --db of user and device add|list|remove (the registry database)
+  IOTMP_DB         --db of server, user, recorder and device add|list|remove (the registry)
+  IOTMP_LISTEN, IOTMP_TLS_LISTEN, IOTMP_HTTP, IOTMP_TLS_CERT, ...
+                   options of `iotmp server` (its --help lists them)
   IOTMP_SERVER, IOTMP_USER, IOTMP_DEVICE, IOTMP_CREDENTIAL, ...
                    options of `iotmp device` (its --help lists them)
   RUST_LOG         log filter in tracing-subscriber syntax (e.g. debug, iotmp=trace);
@@ -42,7 +47,9 @@ Precedence: command line, then environment, then config file, then the built-in 
   pson = \"v2\"
   binary = false
   [server]
-  db = \"iotmp.db\"        # the registry of `iotmp user`, `iotmp device add|list|remove`
+  db = \"iotmp.db\"        # the registry of `iotmp server`, `user`, `recorder`, `device add`
+  listen = \"127.0.0.1:25204\"   # `iotmp server`: its options (tls-cert, http, runtime, ...)
+  http = \"127.0.0.1:8080\"
   [device]               # `iotmp device`: its options, and resource tables
   server = \"iotmp://localhost\"
   user = \"alice\"
@@ -155,6 +162,51 @@ Environment:
   IOTMP_SERVER, IOTMP_HOST, IOTMP_PORT, IOTMP_CA, IOTMP_DIALECT, IOTMP_KEEP_ALIVE,
   IOTMP_RUNTIME, IOTMP_USER, IOTMP_DEVICE, IOTMP_CREDENTIAL, IOTMP_CERT, IOTMP_KEY,
   IOTMP_RESOURCES, IOTMP_CMD_TIMEOUT, IOTMP_MAX_VALUE_SIZE, IOTMP_SEED
+
+",
+    );
+    text.push_str(&exit::help_section());
+    text
+}
+
+/// The text after the options in `iotmp server --help`.
+pub(crate) fn server() -> String {
+    let mut text = String::from(
+        "Examples:
+  iotmp user add alice > alice.token && iotmp device add alice/dev01 > dev01.cred
+  iotmp server                                   # devices on 127.0.0.1:25204, API on :8080
+  iotmp server --listen 0.0.0.0:25204 --http 0.0.0.0:8080 --db /var/lib/iotmp/iotmp.db
+  iotmp server --tls-cert server.pem --tls-key server.key --client-ca devices-ca.pem
+  iotmp server --runtime mio -v                  # the mio driver; debug logs with -vv
+  curl -H \"Authorization: Bearer $(cat alice.token)\" localhost:8080/v3/users/alice/devices
+
+Devices authenticate with [user, device, credential] as registered with `iotmp device add`
+or, on the TLS listener with --client-ca, with a certificate signed by that CA whose SHA-256
+fingerprint was registered (`iotmp device add alice/cam --cert cam.pem`). Lookups are served
+from memory; the server watches the database, so users, tokens, devices and recorders added
+while it runs work within 2 seconds, and a device that fails to authenticate makes it look
+at once.
+
+HTTP API (spec chapter 8; token of `iotmp user add` as `Authorization: Bearer TOKEN` or
+?authorization=TOKEN):
+  GET  /v3/users/USER/devices                          devices, connected or not
+  GET  /v3/users/USER/devices/DEV/resources            DESCRIBE (WebSocket: several streams)
+  GET  /v3/users/USER/devices/DEV/resources/RES        RUN (WebSocket or SSE: a stream,
+  POST /v3/users/USER/devices/DEV/resources/RES        RUN with a JSON input  ?interval=N)
+  GET  /v3/users/USER/buckets/BUCKET/data?from=&to=&limit=
+                                                       recorded values [{\"ts\", \"value\"}]
+  GET|POST /v3/users/USER/recorders, DELETE /v3/users/USER/recorders/ID
+
+Recorders (`iotmp recorder add`) sample a resource like a stream client and store each
+value with the server's reception time. Records are written in batches, one transaction
+each, and count as stored once committed (on disk: the database runs synchronous=FULL);
+values still queued when the machine fails are lost, and on Ctrl-C the queue is written
+before the server exits.
+
+Everything listens on 127.0.0.1 unless told otherwise. Ctrl-C or SIGTERM sends DISCONNECT
+to every device, closes the API's streams, writes pending records and exits 0; a second
+Ctrl-C quits at once with status 130. Options: command line, then IOTMP_* variables, then
+[server] in the config file (keys as the long options), then the defaults shown.
 
 ",
     );

@@ -296,6 +296,49 @@ impl TryFrom<DurationInput> for Span {
     }
 }
 
+/// A listening address of `iotmp server`: `IP:PORT` (`127.0.0.1:25204`, `[::1]:25204`,
+/// `0.0.0.0:25204` for every interface; port 0 lets the OS pick one), or `off` for none.
+/// Names are not resolved: a listener is bound once, to exactly one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Listen(Option<std::net::SocketAddr>);
+
+impl Listen {
+    /// The address, `None` for `off`.
+    pub(crate) const fn addr(self) -> Option<std::net::SocketAddr> {
+        self.0
+    }
+}
+
+/// A listening address that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "invalid listening address {0:?}: write IP:PORT (127.0.0.1:25204, [::1]:8080, 0.0.0.0:25204 \
+     for every interface) or off"
+)]
+pub(crate) struct BadListen(String);
+
+impl FromStr for Listen {
+    type Err = BadListen;
+    fn from_str(text: &str) -> Result<Self, BadListen> {
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("off") {
+            return Ok(Listen(None));
+        }
+        trimmed
+            .parse()
+            .map(|addr| Listen(Some(addr)))
+            .map_err(|_| BadListen(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Listen {
+    type Error = BadListen;
+    fn try_from(text: String) -> Result<Self, BadListen> {
+        text.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +401,22 @@ mod tests {
             "99999999999999999999999h",
         ] {
             assert!(text.parse::<Span>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn listening_addresses() {
+        let listen = |text: &str| text.parse::<Listen>().map(Listen::addr);
+        assert_eq!(
+            listen("127.0.0.1:25204"),
+            Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 25204))))
+        );
+        assert!(listen("[::1]:0").unwrap().is_some());
+        assert_eq!(listen("off"), Ok(None));
+        assert_eq!(listen(" OFF "), Ok(None));
+        for bad in ["", "localhost:80", "127.0.0.1", "1.2.3.4:99999", "on"] {
+            let err = listen(bad).unwrap_err().to_string();
+            assert!(err.contains("IP:PORT"), "{bad}: {err}");
         }
     }
 

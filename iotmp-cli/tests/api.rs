@@ -21,8 +21,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use iotmp_cli::api::{
-    self, ApiLimits, Backend, BoxFuture, DeviceInfo, DeviceStatus, Shutdown, SinkSender, SinkValue,
-    SubscribeFailure, Subscription,
+    self, ApiLimits, Backend, BoxFuture, BucketRecord, DataFailure, DeviceInfo, DeviceStatus,
+    NewRecorder, RecordQuery, RecorderInfo, Shutdown, SinkSender, SinkValue, SubscribeFailure,
+    Subscription,
 };
 use iotmp_proto::broker::RequestFailure;
 use iotmp_proto::control::RequestResult;
@@ -60,6 +61,9 @@ struct Fake {
     unsubscribed: Mutex<Vec<(String, SinkId)>>,
     inputs: Mutex<Vec<(String, Option<Value>)>>,
     next_sink: AtomicU64,
+    /// Recorders by owner.
+    recorders: Mutex<Vec<(String, RecorderInfo)>>,
+    next_recorder: AtomicU64,
 }
 
 fn ok(payload: Option<Value>) -> RequestResult {
@@ -286,6 +290,82 @@ impl Backend for Fake {
             .lock()
             .unwrap()
             .push((resource.to_owned(), sink));
+    }
+
+    /// alice's bucket `b1` holds values 1, 2, 3 at ts 10, 20, 30; bucket `slow` never answers.
+    fn records(
+        &self,
+        user: &str,
+        bucket: &str,
+        query: RecordQuery,
+    ) -> BoxFuture<Result<Vec<BucketRecord>, DataFailure>> {
+        let answer = match (user, bucket) {
+            ("alice", "b1") => Ok([(10, 1), (20, 2), (30, 3)]
+                .into_iter()
+                .filter(|(ts, _)| query.from.is_none_or(|from| *ts >= from))
+                .filter(|(ts, _)| query.to.is_none_or(|to| *ts < to))
+                .take(query.limit as usize)
+                .map(|(ts, v)| BucketRecord {
+                    ts_unix_ms: ts,
+                    value: json!({ "v": v }),
+                })
+                .collect()),
+            ("alice", "slow") => return Box::pin(std::future::pending()),
+            ("alice", "broken") => Err(DataFailure::Failed("disk on fire".into())),
+            _ => Err(DataFailure::NotFound(api::UNKNOWN_BUCKET.into())),
+        };
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn recorders(&self, user: &str) -> BoxFuture<Result<Vec<RecorderInfo>, DataFailure>> {
+        let list = self
+            .recorders
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(owner, _)| owner == user)
+            .map(|(_, r)| r.clone())
+            .collect();
+        Box::pin(std::future::ready(Ok(list)))
+    }
+
+    fn add_recorder(
+        &self,
+        user: &str,
+        recorder: NewRecorder,
+    ) -> BoxFuture<Result<RecorderInfo, DataFailure>> {
+        let answer = if self.device_status(user, &recorder.device) == DeviceStatus::Unknown {
+            Err(DataFailure::NotFound("unknown device".into()))
+        } else if recorder.bucket.contains(' ') {
+            Err(DataFailure::Invalid("bad bucket name".into()))
+        } else {
+            let id = self.next_recorder.fetch_add(1, Ordering::Relaxed) + 1;
+            let info = RecorderInfo {
+                id: i64::try_from(id).unwrap(),
+                device: recorder.device,
+                resource: recorder.resource,
+                interval_s: recorder.interval_s,
+                bucket: recorder.bucket,
+            };
+            self.recorders
+                .lock()
+                .unwrap()
+                .push((user.to_owned(), info.clone()));
+            Ok(info)
+        };
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn remove_recorder(&self, user: &str, id: i64) -> BoxFuture<Result<(), DataFailure>> {
+        let mut recorders = self.recorders.lock().unwrap();
+        let before = recorders.len();
+        recorders.retain(|(owner, r)| !(owner == user && r.id == id));
+        let answer = if recorders.len() < before {
+            Ok(())
+        } else {
+            Err(DataFailure::NotFound(api::UNKNOWN_RECORDER.into()))
+        };
+        Box::pin(std::future::ready(answer))
     }
 }
 
@@ -1395,4 +1475,214 @@ fn sse_head_comes_before_any_event() {
     let (head, _sse) = Sse::open(server.addr, &resource("temp"), ALICE);
     assert_eq!(head.status, 200);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+// ----- recorded data and recorders ---------------------------------------------------------------
+
+const B1: &str = "/v3/users/alice/buckets/b1/data";
+
+#[test]
+fn bucket_data_with_ranges_and_limits() {
+    let server = Server::start();
+    let reply = server.get(B1, Some(ALICE));
+    assert_eq!(
+        reply.ok_text(),
+        r#"[{"ts":10,"value":{"v":1}},{"ts":20,"value":{"v":2}},{"ts":30,"value":{"v":3}}]"#
+    );
+    let ts = |path: &str| -> Vec<u64> {
+        let reply = server.get(path, Some(ALICE));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["ts"].as_u64().unwrap())
+            .collect()
+    };
+    // Half-open ranges: `from` included, `to` excluded.
+    assert_eq!(ts(&format!("{B1}?from=20")), [20, 30]);
+    assert_eq!(ts(&format!("{B1}?to=30")), [10, 20]);
+    assert_eq!(ts(&format!("{B1}?from=11&to=30")), [20]);
+    assert_eq!(ts(&format!("{B1}?limit=2")), [10, 20]);
+    assert_eq!(ts(&format!("{B1}?from=-5&limit=1")), [10]);
+    for bad in ["from=x", "to=1.5", "limit=0", "limit=10001", "from="] {
+        server
+            .get(&format!("{B1}?{bad}"), Some(ALICE))
+            .assert_error(400, &bad_query_text(bad));
+    }
+    // The same authentication and isolation as every other route.
+    server.get(B1, None).assert_error(401, "missing API token");
+    server
+        .get(B1, Some(BOB))
+        .assert_error(403, "the API token does not give access to this user");
+    server
+        .get(&format!("{B1}?authorization={ALICE}"), None)
+        .ok_text();
+    server
+        .get("/v3/users/alice/buckets/nope/data", Some(ALICE))
+        .assert_error(404, "unknown bucket");
+    server
+        .get("/v3/users/bob/buckets/b1/data", Some(BOB))
+        .assert_error(404, "unknown bucket");
+    server
+        .get("/v3/users/alice/buckets/broken/data", Some(ALICE))
+        .assert_error(500, "disk on fire");
+    let reply = server.post(B1, ALICE, b"");
+    reply.assert_error(405, "method not allowed (allowed: GET)");
+    assert_eq!(reply.header("allow"), Some("GET"));
+}
+
+/// The 400 text of a bad data query parameter.
+fn bad_query_text(pair: &str) -> String {
+    let (name, value) = pair.split_once('=').unwrap();
+    match name {
+        "limit" => format!("bad limit {value:?}: expected 1..=10000"),
+        _ => format!("bad {name} {value:?}: expected unix milliseconds"),
+    }
+}
+
+#[test]
+fn bucket_data_waits_are_bounded() {
+    let mut limits = ApiLimits::default();
+    limits.answer_timeout = Duration::from_millis(200);
+    let server = Server::with(limits, None);
+    server
+        .get("/v3/users/alice/buckets/slow/data", Some(ALICE))
+        .assert_error(503, "storage busy");
+}
+
+#[test]
+fn recorders_are_added_listed_and_removed_per_user() {
+    let server = Server::start();
+    let list =
+        |user: &str, token: &str| server.get(&format!("/v3/users/{user}/recorders"), Some(token));
+    assert_eq!(list("alice", ALICE).ok_text(), "[]");
+
+    let reply = server.post(
+        "/v3/users/alice/recorders",
+        ALICE,
+        br#"{"device":"dev01","resource":"temp","bucket":"b1","interval":10}"#,
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let added = reply.json();
+    assert_eq!(
+        added,
+        json!({"id": 1, "device": "dev01", "resource": "temp", "interval": 10, "bucket": "b1"})
+    );
+    assert_eq!(list("alice", ALICE).json(), json!([added]));
+    // Bob sees none of alice's recorders and cannot touch them.
+    assert_eq!(list("bob", BOB).ok_text(), "[]");
+    list("alice", BOB).assert_error(403, "the API token does not give access to this user");
+    let delete = |path: &str, token: &str| {
+        let auth = format!("Bearer {token}");
+        http(
+            server.addr,
+            "DELETE",
+            path,
+            &[("Authorization", &auth)],
+            None,
+        )
+    };
+    delete("/v3/users/bob/recorders/1", BOB).assert_error(404, "unknown recorder");
+    delete("/v3/users/alice/recorders/1", BOB)
+        .assert_error(403, "the API token does not give access to this user");
+
+    // Refusals: the body, the device, the store's checks, the id.
+    for (body, status, text) in [
+        (
+            &br#"{"device":"nope","resource":"t","bucket":"b"}"#[..],
+            404,
+            "unknown device",
+        ),
+        (
+            br#"{"device":"dev01","resource":"t","bucket":"a b"}"#,
+            400,
+            "bad bucket name",
+        ),
+        (
+            br#"{"device":"dev01","resource":"t"}"#,
+            400,
+            "bucket is missing",
+        ),
+        (
+            br#"{"device":"dev01","resource":"t","bucket":"b","interval":86401}"#,
+            400,
+            "interval must be whole seconds 0..=86400",
+        ),
+    ] {
+        server
+            .post("/v3/users/alice/recorders", ALICE, body)
+            .assert_error(status, text);
+    }
+    for id in ["0", "-1", "x", "99"] {
+        delete(&format!("/v3/users/alice/recorders/{id}"), ALICE)
+            .assert_error(404, "unknown recorder");
+    }
+    let reply = server.get("/v3/users/alice/recorders/1", Some(ALICE));
+    reply.assert_error(405, "method not allowed (allowed: DELETE)");
+
+    let reply = delete("/v3/users/alice/recorders/1", ALICE);
+    assert_eq!(reply.ok_text(), r#"{"removed":1}"#);
+    assert_eq!(list("alice", ALICE).ok_text(), "[]");
+    delete("/v3/users/alice/recorders/1", ALICE).assert_error(404, "unknown recorder");
+}
+
+/// A backend without recorded data answers the data routes with 501.
+#[test]
+fn backends_without_data_answer_501() {
+    struct Minimal;
+    impl Backend for Minimal {
+        fn user_for_token(&self, _: &str) -> Option<String> {
+            Some("alice".into())
+        }
+        fn devices(&self, _: &str) -> Vec<DeviceInfo> {
+            Vec::new()
+        }
+        fn device_status(&self, _: &str, _: &str) -> DeviceStatus {
+            DeviceStatus::Unknown
+        }
+        fn run(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Option<Value>,
+        ) -> BoxFuture<Option<RequestResult>> {
+            Box::pin(std::future::ready(None))
+        }
+        fn describe(&self, _: &str, _: &str, _: Option<&str>) -> BoxFuture<Option<RequestResult>> {
+            Box::pin(std::future::ready(None))
+        }
+        fn subscribe(&self, _: &str, _: &str, _: &str, _: u32, _: SinkSender) -> Subscription {
+            Subscription::failed(1, SubscribeFailure::Unavailable)
+        }
+        fn unsubscribe(&self, _: &str, _: &str, _: &str, _: SinkId) {}
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = async_net::TcpListener::try_from(listener).unwrap();
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let thread = std::thread::spawn(move || {
+        smol::block_on(api::serve(
+            listener,
+            None,
+            Arc::new(Minimal),
+            ApiLimits::default(),
+            stop,
+        ))
+    });
+    let auth = [("Authorization", "Bearer x")];
+    for (method, path) in [
+        ("GET", B1),
+        ("GET", "/v3/users/alice/recorders"),
+        ("DELETE", "/v3/users/alice/recorders/1"),
+    ] {
+        http(addr, method, path, &auth, None)
+            .assert_error(501, "this server keeps no recorded data");
+    }
+    shutdown.trigger();
+    thread.join().unwrap().unwrap();
 }

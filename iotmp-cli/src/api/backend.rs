@@ -81,6 +81,114 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes a sink registered by [`Backend::subscribe`]; unknown sinks are a no-op. The API
     /// calls it exactly once per subscription, also when the subscription failed.
     fn unsubscribe(&self, user: &str, device: &str, resource: &str, sink: SinkId);
+
+    /// The records of `user`'s bucket `bucket` in the query's range, oldest first
+    /// (`GET /v3/users/{user}/buckets/{bucket}/data`). An unknown bucket is
+    /// [`DataFailure::NotFound`]. The default keeps no data ([`DataFailure::Unsupported`]).
+    fn records(
+        &self,
+        user: &str,
+        bucket: &str,
+        query: RecordQuery,
+    ) -> BoxFuture<Result<Vec<BucketRecord>, DataFailure>> {
+        let _ = (user, bucket, query);
+        unsupported()
+    }
+
+    /// The recorders of `user` (`GET /v3/users/{user}/recorders`).
+    fn recorders(&self, user: &str) -> BoxFuture<Result<Vec<RecorderInfo>, DataFailure>> {
+        let _ = user;
+        unsupported()
+    }
+
+    /// Adds a recorder for one of `user`'s devices into one of their buckets (created if
+    /// needed); `POST /v3/users/{user}/recorders`.
+    fn add_recorder(
+        &self,
+        user: &str,
+        recorder: NewRecorder,
+    ) -> BoxFuture<Result<RecorderInfo, DataFailure>> {
+        let _ = (user, recorder);
+        unsupported()
+    }
+
+    /// Removes recorder `id` if it is one of `user`'s (else [`DataFailure::NotFound`]);
+    /// `DELETE /v3/users/{user}/recorders/{id}`.
+    fn remove_recorder(&self, user: &str, id: i64) -> BoxFuture<Result<(), DataFailure>> {
+        let _ = (user, id);
+        unsupported()
+    }
+}
+
+/// The answer of the data methods a backend does not implement.
+fn unsupported<T: Send + 'static>() -> BoxFuture<Result<T, DataFailure>> {
+    Box::pin(std::future::ready(Err(DataFailure::Unsupported)))
+}
+
+/// Which records a data query wants: `from <= ts < to` (unix ms; an absent bound is open), at
+/// most `limit`, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordQuery {
+    /// First timestamp included.
+    pub from: Option<i64>,
+    /// First timestamp excluded.
+    pub to: Option<i64>,
+    /// Largest number of records.
+    pub limit: u32,
+}
+
+/// One recorded value: the server's reception time and the value as JSON (§8.3 mapping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketRecord {
+    /// When the server received the value, unix milliseconds.
+    pub ts_unix_ms: i64,
+    /// The value.
+    pub value: serde_json::Value,
+}
+
+/// A recorder: every `interval_s` seconds (0 = every value) it stores `resource` of `device`
+/// into `bucket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderInfo {
+    /// Its id (unique on the server).
+    pub id: i64,
+    /// The device id (of the recorder's user).
+    pub device: String,
+    /// The resource recorded.
+    pub resource: String,
+    /// Seconds between records; 0 = every value the device sends.
+    pub interval_s: u32,
+    /// The bucket written to.
+    pub bucket: String,
+}
+
+/// A recorder to add (the body of `POST .../recorders`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecorder {
+    /// The device id.
+    pub device: String,
+    /// The resource to record.
+    pub resource: String,
+    /// The bucket to write to.
+    pub bucket: String,
+    /// Seconds between records; 0 = every value.
+    pub interval_s: u32,
+}
+
+/// Why a data request failed (each maps to one status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DataFailure {
+    /// 404 with this text: unknown bucket, device or recorder.
+    NotFound(String),
+    /// 400 with this text: a name or value the store refuses.
+    Invalid(String),
+    /// 409 with this text: it exists already.
+    Conflict(String),
+    /// 500 with this text: the store failed (keep details for the logs).
+    Failed(String),
+    /// 501: this backend keeps no recorded data.
+    Unsupported,
 }
 
 impl fmt::Debug for dyn Backend {

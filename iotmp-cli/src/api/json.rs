@@ -78,6 +78,20 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    parse_input(&read_body(headers, body, limit).await?)
+}
+
+/// Reads a request body of at most `limit` bytes (400 beyond, before reading any of it when
+/// `Content-Length` says so).
+pub(crate) async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, ApiError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = || ApiError::bad_request(format!("request body above {limit} bytes"));
     // Refuse a declared oversize body before reading any of it.
     let declared = headers
@@ -92,7 +106,7 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => return Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
     };
-    parse_input(&bytes)
+    Ok(bytes)
 }
 
 /// A request body as a RUN input (see [`read_input`]).

@@ -13,6 +13,8 @@
 //! * `websocket` and `sse` serve the streaming endpoints (§8.4) after the subscription
 //!   handshake of `subscribe`; each value goes through a bounded per-sink queue (`sink`,
 //!   [`SinkSender`]) that drops the oldest value when a client is slow.
+//! * `data` serves recorded data and recorders (`/v3/users/{user}/buckets/{bucket}/data`,
+//!   `/v3/users/{user}/recorders`), an addition to the spec's endpoints with the same rules.
 //!
 //! Everything is bounded ([`ApiLimits`]): request bodies, WebSocket control frames and
 //! messages, request heads, per-sink queues, sinks per socket, connections, the wait for a
@@ -25,6 +27,7 @@
 
 mod auth;
 mod backend;
+mod data;
 mod errors;
 mod json;
 mod routes;
@@ -40,8 +43,10 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 
 pub use backend::{
-    Backend, BoxFuture, DeviceInfo, DeviceStatus, SubscribeFailure, SubscribeOutcome, Subscription,
+    Backend, BoxFuture, BucketRecord, DataFailure, DeviceInfo, DeviceStatus, NewRecorder,
+    RecordQuery, RecorderInfo, SubscribeFailure, SubscribeOutcome, Subscription,
 };
+pub use data::{DEFAULT_RECORD_LIMIT, UNKNOWN_BUCKET, UNKNOWN_RECORDER};
 pub use server::serve;
 pub use sink::{SinkSender, SinkValue, unix_ms};
 
@@ -75,6 +80,8 @@ pub struct ApiLimits {
     pub header_timeout: Duration,
     /// After a shutdown, how long open requests and streams get to finish. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Largest `limit` of a bucket data query (records per response). Default 10000.
+    pub max_records: u32,
 }
 
 impl Default for ApiLimits {
@@ -91,6 +98,7 @@ impl Default for ApiLimits {
             write_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
+            max_records: 10_000,
         }
     }
 }

@@ -16,6 +16,7 @@ use iotmp_proto::session::Answer;
 
 use super::auth::authorize;
 use super::backend::{BoxFuture, DeviceStatus};
+use super::data;
 use super::errors::{ApiError, DEVICE_OFFLINE, SHUTTING_DOWN, UNKNOWN_DEVICE};
 use super::json::{ApiBody, devices_json, json_response, read_input, value_json};
 use super::server::{App, ConnContext};
@@ -35,6 +36,12 @@ pub(crate) enum Route {
         device: String,
         resource: String,
     },
+    /// `/v3/users/{user}/buckets/{bucket}/data`
+    BucketData { user: String, bucket: String },
+    /// `/v3/users/{user}/recorders`
+    Recorders { user: String },
+    /// `/v3/users/{user}/recorders/{id}`
+    Recorder { user: String, id: String },
 }
 
 impl Route {
@@ -42,7 +49,10 @@ impl Route {
         match self {
             Route::Devices { user }
             | Route::Resources { user, .. }
-            | Route::Resource { user, .. } => user,
+            | Route::Resource { user, .. }
+            | Route::BucketData { user, .. }
+            | Route::Recorders { user }
+            | Route::Recorder { user, .. } => user,
         }
     }
 }
@@ -59,8 +69,32 @@ pub(crate) fn parse_path(path: &str) -> Result<Route, ApiError> {
         .map(percent_decode)
         .collect::<Result<Vec<_>, _>>()?;
     let literal = |i: usize, word: &str| segments.get(i).is_some_and(|s| s == word);
-    if !(literal(0, "v3") && literal(1, "users") && literal(3, "devices")) {
+    if !(literal(0, "v3") && literal(1, "users")) {
         return Err(ApiError::unknown_route());
+    }
+    // The data routes (see `data`): fixed shapes, no trailing segments.
+    match (segments.get(2), segments.get(3).map(String::as_str)) {
+        (Some(user), Some("buckets")) => {
+            return match (segments.get(4), segments.len()) {
+                (Some(bucket), 6) if literal(5, "data") => Ok(Route::BucketData {
+                    user: user.clone(),
+                    bucket: bucket.clone(),
+                }),
+                _ => Err(ApiError::unknown_route()),
+            };
+        }
+        (Some(user), Some("recorders")) => {
+            return match (segments.get(4), segments.len()) {
+                (None, 4) => Ok(Route::Recorders { user: user.clone() }),
+                (Some(id), 5) => Ok(Route::Recorder {
+                    user: user.clone(),
+                    id: id.clone(),
+                }),
+                _ => Err(ApiError::unknown_route()),
+            };
+        }
+        (_, Some("devices")) => {}
+        _ => return Err(ApiError::unknown_route()),
     }
     let (user, device) = match (segments.get(2), segments.get(4)) {
         (Some(user), None) => {
@@ -237,6 +271,23 @@ async fn dispatch(
             }
             _ => Err(ApiError::method_not_allowed("GET, POST")),
         },
+        Route::BucketData { user, bucket } => {
+            if method != Method::GET {
+                return Err(ApiError::method_not_allowed("GET"));
+            }
+            data::records(&app, &user, &bucket, query).await
+        }
+        Route::Recorders { user } => match method {
+            Method::GET => data::list_recorders(&app, &user).await,
+            Method::POST => data::add_recorder(&app, &user, request).await,
+            _ => Err(ApiError::method_not_allowed("GET, POST")),
+        },
+        Route::Recorder { user, id } => {
+            if method != Method::DELETE {
+                return Err(ApiError::method_not_allowed("DELETE"));
+            }
+            data::remove_recorder(&app, &user, &id).await
+        }
     }
 }
 
@@ -337,6 +388,37 @@ mod tests {
             "/v3/users/alice/devices/dev01/resource",
             "/v3/users/alice/devices/dev01/resources/",
             "/v3/users/alice/things",
+        ] {
+            let e = parse_path(path).unwrap_err();
+            assert_eq!(e.status.as_u16(), 404, "{path}");
+        }
+        assert_eq!(
+            parse_path("/v3/users/alice/buckets/b1/data").unwrap(),
+            Route::BucketData {
+                user: "alice".into(),
+                bucket: "b1".into()
+            }
+        );
+        assert_eq!(
+            parse_path("/v3/users/alice/recorders").unwrap(),
+            Route::Recorders {
+                user: "alice".into()
+            }
+        );
+        assert_eq!(
+            parse_path("/v3/users/alice/recorders/12").unwrap(),
+            Route::Recorder {
+                user: "alice".into(),
+                id: "12".into()
+            }
+        );
+        for path in [
+            "/v3/users/alice/buckets",
+            "/v3/users/alice/buckets/b1",
+            "/v3/users/alice/buckets/b1/records",
+            "/v3/users/alice/buckets/b1/data/x",
+            "/v3/users/alice/recorders/1/x",
+            "/v3/users/buckets",
         ] {
             let e = parse_path(path).unwrap_err();
             assert_eq!(e.status.as_u16(), 404, "{path}");

@@ -6,6 +6,7 @@ pub(crate) mod device;
 pub(crate) mod encode;
 pub(crate) mod registry;
 pub(crate) mod replay;
+pub(crate) mod server;
 
 use crate::cli::{Command, DeviceArgs, DeviceVerb};
 use crate::config::Config;
@@ -18,6 +19,8 @@ pub(crate) fn run(command: Command, config: &Config) -> Result<(), CliError> {
         Command::Encode(args) => encode::run(args, &config.encode)?,
         Command::Replay(args) => replay::run(args)?,
         Command::User(args) => registry::users::run(args, &config.server)?,
+        Command::Recorder(args) => registry::recorders::run(args.command, &config.server)?,
+        Command::Server(args) => server::run(&args, &config.server)?,
         // `iotmp device add|list|remove` manage the registry; the device role's arm follows.
         Command::Device(DeviceArgs {
             verb: Some(DeviceVerb::Registry(command)),
@@ -43,7 +46,8 @@ pub(crate) fn default_verbosity(command: &Command) -> u8 {
         Command::Device(DeviceArgs {
             verb: None | Some(DeviceVerb::Connect(_)),
             ..
-        }) => 1,
+        })
+        | Command::Server(_) => 1,
         _ => 0,
     }
 }

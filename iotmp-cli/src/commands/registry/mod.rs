@@ -9,6 +9,7 @@
 //! registry.
 
 pub(crate) mod devices;
+pub(crate) mod recorders;
 mod render;
 pub(crate) mod users;
 

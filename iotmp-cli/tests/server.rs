@@ -1,0 +1,1579 @@
+//! `iotmp server` end to end: the real binary on 127.0.0.1 with OS-picked ports, a temporary
+//! registry prepared with the registry commands, devices driven in-process (`iotmp_smol` and
+//! `iotmp_mio`, and once the `iotmp device` binary), HTTP with a raw `TcpStream`, WebSockets
+//! with the blocking `tungstenite` client.
+//!
+//! Every wait is bounded ([`WAIT`]); every process is killed when its test ends, also when it
+//! fails. The 504 of a device that never answers in time is exercised with a mio device whose
+//! handler sleeps past `--request-timeout` (the API tests cover the fake-backend case too).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation must stop the test loudly"
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use iotmp_proto::backoff::Backoff;
+use iotmp_proto::client::ClientAuth;
+use iotmp_proto::{ClientConfig, DeviceResources, Dialect, DriverEvent, Value};
+use serde_json::{Value as Json, json};
+use tungstenite::client::IntoClientRequest as _;
+use tungstenite::{Message, WebSocket};
+
+/// Long enough for a loaded CI machine, short enough to fail a hung test quickly.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Variables the binary reads that must not leak in from the test's environment.
+const ISOLATED_VARS: [&str; 18] = [
+    "IOTMP_CONFIG",
+    "IOTMP_DB",
+    "IOTMP_LISTEN",
+    "IOTMP_TLS_LISTEN",
+    "IOTMP_HTTP",
+    "IOTMP_HTTPS",
+    "IOTMP_TLS_CERT",
+    "IOTMP_TLS_KEY",
+    "IOTMP_CLIENT_CA",
+    "IOTMP_RUNTIME",
+    "IOTMP_KEEP_ALIVE_MIN",
+    "IOTMP_KEEP_ALIVE_MAX",
+    "IOTMP_AUTH_DEADLINE",
+    "IOTMP_REQUEST_TIMEOUT",
+    "IOTMP_CREDENTIAL",
+    "IOTMP_SERVER",
+    "IOTMP_DEVICE",
+    "RUST_LOG",
+];
+
+fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
+    for var in ISOLATED_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Runs `iotmp args…` to completion: (status, stdout, stderr).
+fn iotmp(args: &[&str]) -> (i32, String, String) {
+    let output = command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the iotmp binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Polls `condition` every 50 ms for at most [`WAIT`].
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ----- the registry ------------------------------------------------------------------------------
+
+/// A temporary registry with users alice and bob, and the devices asked for.
+struct Registry {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    alice: String,
+    bob: String,
+    credentials: HashMap<String, String>,
+}
+
+impl Registry {
+    /// `devices` as `user/device`.
+    fn new(devices: &[&str]) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("iotmp.db");
+        let mut registry = Registry {
+            dir,
+            db,
+            alice: String::new(),
+            bob: String::new(),
+            credentials: HashMap::new(),
+        };
+        registry.alice = registry.secret(&["user", "add", "alice"]);
+        registry.bob = registry.secret(&["user", "add", "bob"]);
+        for device in devices {
+            registry.add_device(device);
+        }
+        registry
+    }
+
+    fn db(&self) -> &str {
+        self.db.to_str().unwrap()
+    }
+
+    /// Runs a registry command on this database.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut args = args.to_vec();
+        args.extend(["--db", self.db()]);
+        iotmp(&args)
+    }
+
+    /// Runs a command that prints a secret, and returns it.
+    fn secret(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out.trim().to_owned()
+    }
+
+    fn add_device(&mut self, device: &str) {
+        let credential = self.secret(&["device", "add", device]);
+        self.credentials.insert(device.to_owned(), credential);
+    }
+
+    fn credential(&self, device: &str) -> &str {
+        &self.credentials[device]
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+// ----- the server process --------------------------------------------------------------------------
+
+/// A running `iotmp server`; killed if the test ends without stopping it.
+struct Server {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+    http: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+}
+
+impl Server {
+    /// Starts `iotmp -v server --db DB` on loopback with OS-picked ports (unless `extra`
+    /// names them), and waits until every listener is up.
+    fn start(registry: &Registry, extra: &[&str]) -> Server {
+        let mut args = vec!["-v", "server", "--db", registry.db()];
+        for (flag, default) in [("--listen", "127.0.0.1:0"), ("--http", "127.0.0.1:0")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
+        args.extend_from_slice(extra);
+        let mut child = command()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the iotmp binary runs");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        let mut server = Server {
+            child,
+            stderr,
+            http: None,
+            tcp: None,
+            tls: None,
+        };
+        let flag = |name: &str| {
+            extra
+                .iter()
+                .position(|a| *a == name)
+                .and_then(|i| extra.get(i + 1))
+                .copied()
+        };
+        let wants_http = flag("--http") != Some("off");
+        let wants_tcp = flag("--listen") != Some("off");
+        let wants_tls = flag("--tls-listen").is_some_and(|a| a != "off");
+        if wants_http {
+            let scheme = if extra.contains(&"--https") {
+                "https"
+            } else {
+                "http"
+            };
+            let prefix = format!("HTTP API listening on {scheme}://");
+            server.http = Some(server.address_after(&prefix));
+        }
+        if wants_tcp {
+            server.tcp = Some(server.address_after("listening on iotmp://"));
+        }
+        if wants_tls {
+            server.tls = Some(server.address_after("listening on iotmps://"));
+        }
+        server
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr holds `needle`.
+    fn wait_for_log(&mut self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.stderr().contains(needle) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "iotmp server exited ({status}) before logging {needle:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the logs:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `IP:PORT` logged right after `prefix`.
+    fn address_after(&mut self, prefix: &str) -> SocketAddr {
+        self.wait_for_log(prefix);
+        let log = self.stderr();
+        let start = log.find(prefix).unwrap() + prefix.len();
+        let text: String = log[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        text.parse()
+            .unwrap_or_else(|e| panic!("{text:?} after {prefix:?}: {e}"))
+    }
+
+    fn http(&self) -> SocketAddr {
+        self.http.expect("the HTTP API is on")
+    }
+
+    fn interrupt(&self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        kill_process(Pid::from_child(&self.child), Signal::INT).unwrap();
+    }
+
+    /// Waits for the exit status.
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Give the stderr reader a moment to take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "iotmp server did not exit:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ctrl-C, and expects a clean exit.
+    fn stop(mut self) -> String {
+        self.interrupt();
+        let code = self.wait();
+        let log = self.stderr();
+        assert_eq!(code, 0, "{log}");
+        assert!(log.contains("stopped"), "{log}");
+        log
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http(self.http(), "GET", path, &headers, None)
+    }
+
+    fn send(&self, method: &str, path: &str, token: &str, body: Option<&[u8]>) -> Reply {
+        let auth = format!("Bearer {token}");
+        http(
+            self.http(),
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    /// The device list of `user`.
+    fn devices(&self, user: &str, token: &str) -> Json {
+        let reply = self.get(&format!("/v3/users/{user}/devices"), Some(token));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    /// Waits until `user/device` is listed as connected.
+    fn wait_online(&self, user: &str, device: &str, token: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let list = self.devices(user, token);
+            let online = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["device"] == device && d["connected"] == true);
+            if online {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user}/{device} is not online: {list}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ----- a minimal HTTP/1.1 client ---------------------------------------------------------------
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Json {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+
+    /// A 200 with a JSON body.
+    fn ok(&self) -> Json {
+        assert_eq!(self.status, 200, "{}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        self.json()
+    }
+
+    fn assert_error(&self, status: u16, text: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.json(), json!({ "error": text }));
+    }
+}
+
+fn request_head(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut head = request_head(method, path, headers);
+    head.push_str(&format!(
+        "Content-Length: {}\r\n\r\n",
+        body.map_or(0, <[u8]>::len)
+    ));
+    stream.write_all(head.as_bytes()).unwrap();
+    if let Some(body) = body {
+        stream.write_all(body).unwrap();
+    }
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (k, v) = line.split_once(':').unwrap();
+            (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked && !rest.is_empty() {
+        let mut reader = BufReader::new(rest);
+        let mut body = Vec::new();
+        while let Some(chunk) = read_chunk(&mut reader) {
+            body.extend(chunk);
+        }
+        body
+    } else {
+        rest.to_vec()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One chunk of a chunked body; `None` at the last chunk.
+fn read_chunk(reader: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    reader.read_line(&mut size).unwrap();
+    let size = usize::from_str_radix(size.trim(), 16).unwrap();
+    if size == 0 {
+        return None;
+    }
+    let mut chunk = vec![0; size + 2];
+    reader.read_exact(&mut chunk).unwrap();
+    chunk.truncate(size);
+    Some(chunk)
+}
+
+// ----- WebSocket and SSE clients -----------------------------------------------------------------
+
+type Client = WebSocket<TcpStream>;
+
+/// Opens a WebSocket with a bearer token; panics unless the server answers 101.
+fn websocket(addr: SocketAddr, path: &str, token: &str) -> Client {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    match tungstenite::client(request, stream) {
+        Ok((ws, response)) => {
+            assert_eq!(response.status().as_u16(), 101);
+            ws
+        }
+        Err(e) => panic!("WebSocket handshake: {e}"),
+    }
+}
+
+/// The next text frame (pings and pongs skipped), `None` once `deadline` passed.
+fn next_text(ws: &mut Client, deadline: Instant) -> Option<String> {
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        ws.get_ref().set_read_timeout(Some(left)).unwrap();
+        match ws.read() {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("WebSocket read: {e}"),
+        }
+    }
+}
+
+/// An open SSE response, read event by event.
+struct Sse {
+    reader: BufReader<TcpStream>,
+    pending: String,
+}
+
+impl Sse {
+    fn open(addr: SocketAddr, path: &str, token: &str) -> Sse {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let auth = format!("Bearer {token}");
+        let mut head = request_head(
+            "GET",
+            path,
+            &[("Authorization", &auth), ("Accept", "text/event-stream")],
+        );
+        head.push_str("\r\n");
+        (&stream).write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut raw = Vec::new();
+        while !raw.ends_with(b"\r\n\r\n") {
+            let mut line = Vec::new();
+            reader.read_until(b'\n', &mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed inside the head");
+            raw.extend(line);
+        }
+        let head = parse_reply(&raw);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), Some("text/event-stream"));
+        Sse {
+            reader,
+            pending: String::new(),
+        }
+    }
+
+    /// The next `data:` event's text, skipping comments.
+    fn next_data(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let event = self.pending[..end].to_owned();
+                self.pending.drain(..end + 2);
+                if let Some(data) = event.strip_prefix("data: ") {
+                    return data.to_owned();
+                }
+                continue;
+            }
+            let chunk = read_chunk(&mut self.reader).expect("the event stream ended");
+            self.pending.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+// ----- devices -----------------------------------------------------------------------------------
+
+/// What the test devices expose, and what they saw.
+#[derive(Clone, Default)]
+struct Probe {
+    led: Arc<Mutex<Option<Value>>>,
+}
+
+/// `temp` (21.5), `counter` (0, 1, 2, … one per read), `led` (input), `echo` (input → output),
+/// `alarm` (events only, pushed by the test), `slow` (sleeps `slow` before answering).
+fn resources(probe: &Probe, slow: Duration) -> DeviceResources {
+    let counter = AtomicU64::new(0);
+    let led = probe.led.clone();
+    DeviceResources::new()
+        .output("temp", || Ok(Value::F32(21.5)))
+        .output("counter", move || {
+            Ok(Value::UInt(counter.fetch_add(1, Ordering::Relaxed)))
+        })
+        .input("led", Value::Bool(false), move |value| {
+            *led.lock().unwrap() = Some(value.clone());
+            Ok(())
+        })
+        .input_output("echo", |input| Ok(input.unwrap_or(Value::Null)))
+        .output("alarm", || Ok(Value::from("quiet")))
+        .output("slow", move || {
+            std::thread::sleep(slow);
+            Ok(Value::from("late"))
+        })
+}
+
+/// An in-process device; shut down when dropped.
+struct TestDevice {
+    handle: DeviceHandle,
+    events: async_channel::Receiver<DriverEvent>,
+    probe: Probe,
+}
+
+enum DeviceHandle {
+    Smol(iotmp_smol::DeviceHandle),
+    Mio(iotmp_mio::DeviceHandle),
+}
+
+/// How a test device connects.
+struct Connect {
+    addr: SocketAddr,
+    dialect: Dialect,
+    auth: ClientAuth,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    mio: bool,
+    slow: Duration,
+    keep_alive: Option<u32>,
+}
+
+impl Connect {
+    fn credentials(addr: SocketAddr, dialect: Dialect, registry: &Registry, path: &str) -> Self {
+        let (user, device) = path.split_once('/').unwrap();
+        Connect {
+            addr,
+            dialect,
+            auth: ClientAuth::Credentials {
+                user: user.to_owned(),
+                device: device.to_owned(),
+                credential: registry.credential(path).to_owned(),
+            },
+            tls: None,
+            mio: false,
+            slow: Duration::ZERO,
+            keep_alive: None,
+        }
+    }
+
+    fn start(self) -> TestDevice {
+        let probe = Probe::default();
+        let mut config = ClientConfig::new(self.dialect, "", "", "");
+        config.auth = self.auth;
+        config.keep_alive = self.keep_alive;
+        // Quick retries: a test that needs more than one attempt does not wait long.
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
+        let address = self.addr.to_string();
+        let tls = self.tls.map(|c| (c, "localhost".to_owned()));
+        let resources = resources(&probe, self.slow);
+        let (handle, events) = if self.mio {
+            let options = iotmp_mio::DeviceOptions {
+                address,
+                tls,
+                backoff,
+            };
+            let driver = iotmp_mio::connect(options, config, resources).unwrap();
+            (
+                DeviceHandle::Mio(driver.handle.clone()),
+                driver.events.clone(),
+            )
+        } else {
+            let options = iotmp_smol::DeviceOptions {
+                address,
+                tls,
+                backoff,
+                runtime: iotmp_smol::Runtime::Smol,
+            };
+            let driver = iotmp_smol::connect(options, config, resources).unwrap();
+            (
+                DeviceHandle::Smol(driver.handle.clone()),
+                driver.events.clone(),
+            )
+        };
+        TestDevice {
+            handle,
+            events,
+            probe,
+        }
+    }
+}
+
+impl TestDevice {
+    fn stream_value(&self, resource: &str, value: Value) {
+        match &self.handle {
+            DeviceHandle::Smol(h) => h.stream_value(resource, value),
+            DeviceHandle::Mio(h) => h.stream_value(resource, value),
+        }
+    }
+
+    /// Waits for a `Disconnected` event whose reason holds `needle`.
+    fn wait_disconnect(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = smol::block_on(async {
+                futures_lite::future::or(async { self.events.recv().await.ok() }, async {
+                    smol::Timer::after(left).await;
+                    None
+                })
+                .await
+            });
+            match event {
+                Some(DriverEvent::Disconnected { reason }) if reason.contains(needle) => return,
+                Some(_) => {}
+                None => panic!("no disconnect with {needle:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for TestDevice {
+    fn drop(&mut self) {
+        match &self.handle {
+            DeviceHandle::Smol(h) => h.shutdown(),
+            DeviceHandle::Mio(h) => h.shutdown(),
+        }
+    }
+}
+
+fn device(server: &Server, registry: &Registry, path: &str, dialect: Dialect) -> TestDevice {
+    Connect::credentials(server.tcp.unwrap(), dialect, registry, path).start()
+}
+
+const DEV26: &str = "/v3/users/alice/devices/dev26/resources";
+const DEV20: &str = "/v3/users/alice/devices/dev20/resources";
+
+// ----- the tests -----------------------------------------------------------------------------------
+
+/// Devices in both dialects: the list, DESCRIBE, RUN with and without input, the refusals of
+/// §8.1, and DISCONNECT to every device on Ctrl-C.
+#[test]
+fn devices_in_both_dialects() {
+    let registry = Registry::new(&["alice/dev26", "alice/dev20", "alice/devoff", "bob/bobdev"]);
+    let server = Server::start(&registry, &[]);
+    let (alice, bob) = (registry.alice.as_str(), registry.bob.as_str());
+    let before = iotmp_cli::api::unix_ms(std::time::SystemTime::now());
+    let dev26 = device(&server, &registry, "alice/dev26", Dialect::Draft2026);
+    let dev20 = device(&server, &registry, "alice/dev20", Dialect::Draft2020);
+    server.wait_online("alice", "dev26", alice);
+    server.wait_online("alice", "dev20", alice);
+
+    let list = server.devices("alice", alice);
+    let list = list.as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|d| d["device"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dev20", "dev26", "devoff"]);
+    assert_eq!(list[0]["dialect"], "2020");
+    assert_eq!(list[1]["dialect"], "2026");
+    for online in &list[..2] {
+        let at = online["connected_at"].as_u64().unwrap();
+        assert!(at >= before && at < before + 60_000, "{online}");
+    }
+    assert_eq!(
+        list[2],
+        json!({"device": "devoff", "connected": false, "dialect": null, "connected_at": null})
+    );
+    // Bob sees his own device only.
+    assert_eq!(
+        server.devices("bob", bob),
+        json!([{"device": "bobdev", "connected": false, "dialect": null, "connected_at": null}])
+    );
+
+    for base in [DEV26, DEV20] {
+        let describe = server.get(base, Some(alice)).ok();
+        assert_eq!(describe["temp"]["fn"], 3, "{describe}");
+        assert_eq!(describe["led"]["fn"], 2, "{describe}");
+        assert_eq!(describe["echo"]["fn"], 4, "{describe}");
+        assert_eq!(
+            server.get(&format!("{base}/temp"), Some(alice)).ok(),
+            json!(21.5)
+        );
+        let echo = server.send(
+            "POST",
+            &format!("{base}/echo"),
+            alice,
+            Some(br#"{"a":[1,true,"x"]}"#),
+        );
+        assert_eq!(echo.ok(), json!({"a": [1, true, "x"]}));
+        let unknown = server.get(&format!("{base}/nope"), Some(alice));
+        assert_eq!(unknown.status, 404, "{}", unknown.text());
+    }
+    let reply = server.send("POST", &format!("{DEV26}/led"), alice, Some(b"true"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(*dev26.probe.led.lock().unwrap(), Some(Value::Bool(true)));
+    let reply = server.send("POST", &format!("{DEV20}/led"), alice, Some(b"\"on\""));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(*dev20.probe.led.lock().unwrap(), Some(Value::from("on")));
+
+    // Authentication and isolation (§8.1).
+    let temp = format!("{DEV26}/temp");
+    server
+        .get(&temp, None)
+        .assert_error(401, "missing API token");
+    server
+        .get(&temp, Some("nope.nope"))
+        .assert_error(401, "unknown API token");
+    server
+        .get(&temp, Some(bob))
+        .assert_error(403, "the API token does not give access to this user");
+    server
+        .get("/v3/users/bob/devices/dev26/resources/temp", Some(bob))
+        .assert_error(404, "unknown device");
+    server
+        .get("/v3/users/alice/devices/devoff/resources/temp", Some(alice))
+        .assert_error(404, "device offline");
+    server
+        .get("/v3/users/alice/devices/ghost/resources", Some(alice))
+        .assert_error(404, "unknown device");
+    assert_eq!(
+        server
+            .get(&format!("{temp}?authorization={alice}"), None)
+            .ok(),
+        json!(21.5)
+    );
+
+    // A wrong credential is refused, and logged without the secret.
+    let wrong = Connect {
+        auth: ClientAuth::Credentials {
+            user: "alice".into(),
+            device: "devoff".into(),
+            credential: "not-the-credential".into(),
+        },
+        ..Connect::credentials(
+            server.tcp.unwrap(),
+            Dialect::Draft2026,
+            &registry,
+            "alice/devoff",
+        )
+    }
+    .start();
+    wrong.wait_disconnect("refused");
+    drop(wrong);
+    let mut server = server;
+    server.wait_for_log("user \"alice\" device \"devoff\": unknown device or wrong credential");
+    assert!(!server.stderr().contains("not-the-credential"));
+
+    let log = server.stop();
+    assert!(
+        log.contains("device alice/dev26 online (dialect 2026"),
+        "{log}"
+    );
+    assert!(log.contains("device alice/dev20 offline"), "{log}");
+    dev26.wait_disconnect("shutdown");
+    dev20.wait_disconnect("shutdown");
+}
+
+/// Streams: a sampling WebSocket counted over a window, an event WebSocket, SSE.
+#[test]
+fn websockets_and_server_sent_events() {
+    let registry = Registry::new(&["alice/dev26"]);
+    let server = Server::start(&registry, &[]);
+    let alice = registry.alice.as_str();
+    let dev = device(&server, &registry, "alice/dev26", Dialect::Draft2026);
+    server.wait_online("alice", "dev26", alice);
+
+    // ?interval=1: one value a second. The first may come at once; then count for 4 s.
+    let mut ws = websocket(server.http(), &format!("{DEV26}/counter?interval=1"), alice);
+    let first: u64 = next_text(&mut ws, Instant::now() + WAIT)
+        .expect("a first value")
+        .parse()
+        .unwrap();
+    let window = Instant::now() + Duration::from_secs(4);
+    let mut values = vec![first];
+    while let Some(text) = next_text(&mut ws, window) {
+        values.push(text.parse().unwrap());
+    }
+    let counted = values.len() - 1;
+    assert!(
+        (3..=5).contains(&counted),
+        "{counted} frames in 4 s: {values:?}"
+    );
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    drop(ws);
+
+    // Events only: the device may send its current value when the stream opens, then what
+    // it pushes.
+    let mut events = websocket(server.http(), &format!("{DEV26}/alarm"), alice);
+    dev.stream_value("alarm", Value::from("fire"));
+    let deadline = Instant::now() + WAIT;
+    let mut text = next_text(&mut events, deadline).expect("an event");
+    if text == "\"quiet\"" {
+        text = next_text(&mut events, deadline).expect("the pushed event");
+    }
+    assert_eq!(text, "\"fire\"");
+
+    // SSE with an interval: values keep coming, one `data:` event each.
+    let mut sse = Sse::open(server.http(), &format!("{DEV26}/temp?interval=1"), alice);
+    assert_eq!(sse.next_data(), "21.5");
+    assert_eq!(sse.next_data(), "21.5");
+    drop(sse);
+    server.stop();
+}
+
+/// Recorders: rows written with the server's time, read through the buckets endpoint,
+/// isolated per user, added and removed while the server runs (CLI and API), and still there
+/// after a restart.
+#[test]
+fn recorders_fill_buckets_that_survive_a_restart() {
+    let registry = Registry::new(&["alice/dev26"]);
+    let (code, out, err) = registry.run(&[
+        "recorder",
+        "add",
+        "alice/dev26",
+        "counter",
+        "--every",
+        "1",
+        "--bucket",
+        "counts",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "1");
+    let alice = registry.alice.as_str();
+    let counts = "/v3/users/alice/buckets/counts/data";
+
+    let server = Server::start(&registry, &[]);
+    let dev = device(&server, &registry, "alice/dev26", Dialect::Draft2026);
+    let mut rows = Vec::new();
+    eventually("3 recorded rows", || {
+        rows = server
+            .get(counts, Some(alice))
+            .ok()
+            .as_array()
+            .unwrap()
+            .clone();
+        rows.len() >= 3
+    });
+    let ts: Vec<i64> = rows.iter().map(|r| r["ts"].as_i64().unwrap()).collect();
+    let values: Vec<u64> = rows.iter().map(|r| r["value"].as_u64().unwrap()).collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+    for gap in ts.windows(2).map(|w| w[1] - w[0]) {
+        assert!((500..=1800).contains(&gap), "rows 1 s apart: {ts:?}");
+    }
+    // Ranges and limits of the endpoint.
+    let page = server
+        .get(&format!("{counts}?from={}&limit=1", ts[1]), Some(alice))
+        .ok();
+    assert_eq!(page, json!([rows[1]]));
+    let page = server
+        .get(&format!("{counts}?to={}", ts[1]), Some(alice))
+        .ok();
+    assert_eq!(page, json!([rows[0]]));
+    server
+        .get(&format!("{counts}?limit=0"), Some(alice))
+        .assert_error(400, "bad limit \"0\": expected 1..=10000");
+    // Isolation.
+    server
+        .get(counts, Some(&registry.bob))
+        .assert_error(403, "the API token does not give access to this user");
+    server
+        .get("/v3/users/bob/buckets/counts/data", Some(&registry.bob))
+        .assert_error(404, "unknown bucket");
+
+    // A recorder added with the CLI while the server runs starts within a refresh.
+    let (code, _, err) = registry.run(&[
+        "recorder",
+        "add",
+        "alice/dev26",
+        "temp",
+        "--every",
+        "1",
+        "--bucket",
+        "temps",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    eventually("a row in the CLI's new bucket", || {
+        let reply = server.get("/v3/users/alice/buckets/temps/data", Some(alice));
+        reply.status == 200 && reply.json().as_array().is_some_and(|a| !a.is_empty())
+    });
+    assert_eq!(
+        server
+            .get("/v3/users/alice/buckets/temps/data?limit=1", Some(alice))
+            .ok()[0]["value"],
+        json!(21.5)
+    );
+
+    // The same through the API.
+    let reply = server.send(
+        "POST",
+        "/v3/users/alice/recorders",
+        alice,
+        Some(br#"{"device":"dev26","resource":"temp","bucket":"api","interval":1}"#),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let id = reply.json()["id"].as_i64().unwrap();
+    server
+        .send(
+            "POST",
+            "/v3/users/alice/recorders",
+            alice,
+            Some(br#"{"device":"dev26","resource":"temp","bucket":"api","interval":5}"#),
+        )
+        .assert_error(
+            409,
+            "this device's resource is already recorded into this bucket",
+        );
+    server
+        .send(
+            "POST",
+            "/v3/users/alice/recorders",
+            alice,
+            Some(br#"{"device":"ghost","resource":"temp","bucket":"api"}"#),
+        )
+        .assert_error(404, "unknown device");
+    server
+        .send(
+            "POST",
+            "/v3/users/alice/recorders",
+            alice,
+            Some(br#"{"device":"dev26","resource":"temp","bucket":"no way"}"#),
+        )
+        .assert_error(
+            400,
+            "\"no way\" is not a valid bucket name: use only ASCII letters, digits, '_', '-' and '.'",
+        );
+    eventually("a row in the API's new bucket", || {
+        let reply = server.get("/v3/users/alice/buckets/api/data", Some(alice));
+        reply.status == 200 && reply.json().as_array().is_some_and(|a| !a.is_empty())
+    });
+    let list = server.get("/v3/users/alice/recorders", Some(alice)).ok();
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+    server
+        .send(
+            "DELETE",
+            &format!("/v3/users/bob/recorders/{id}"),
+            &registry.bob,
+            None,
+        )
+        .assert_error(404, "unknown recorder");
+    let reply = server.send(
+        "DELETE",
+        &format!("/v3/users/alice/recorders/{id}"),
+        alice,
+        None,
+    );
+    assert_eq!(reply.ok(), json!({ "removed": id }));
+    let mut server = server;
+    server.wait_for_log(&format!("recorder {id} stopped"));
+
+    // Restart: every committed row is still there, and the recorders start again.
+    let before = server.get(counts, Some(alice)).ok();
+    server.stop();
+    drop(dev);
+    let (code, out, _) = registry.run(&["recorder", "list", "alice", "--json"]);
+    assert_eq!(code, 0);
+    let listed: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    let mut server = Server::start(&registry, &[]);
+    server.wait_for_log("recorder 1: alice/dev26 \"counter\" every 1 s into bucket counts");
+    let after = server.get(counts, Some(alice)).ok();
+    let (before, after) = (before.as_array().unwrap(), after.as_array().unwrap());
+    assert!(
+        after.len() >= before.len(),
+        "{} < {}",
+        after.len(),
+        before.len()
+    );
+    assert_eq!(&after[..before.len()], &before[..]);
+    server.stop();
+}
+
+/// Devices and tokens registered while the server runs work at once: a failed lookup
+/// refreshes the registry before refusing.
+#[test]
+fn registry_changes_apply_while_running() {
+    let mut registry = Registry::new(&["alice/dev26"]);
+    let server = Server::start(&registry, &[]);
+    registry.add_device("alice/late");
+    let started = Instant::now();
+    let late = device(&server, &registry, "alice/late", Dialect::Draft2026);
+    server.wait_online("alice", "late", &registry.alice);
+    // One attempt, no backoff: the refresh after the failed lookup found the new device.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server
+            .get(
+                "/v3/users/alice/devices/late/resources/temp",
+                Some(&registry.alice)
+            )
+            .ok(),
+        json!(21.5)
+    );
+
+    let token = registry.secret(&["user", "token", "alice"]);
+    eventually("the new token to work", || {
+        server.get("/v3/users/alice/devices", Some(&token)).status == 200
+    });
+    drop(late);
+    server.stop();
+}
+
+/// A test CA, the server's certificate and key (`localhost`, 127.0.0.1), and device
+/// certificates signed by the CA.
+struct Pki {
+    ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    server: (String, String),
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let ca_pem = params.self_signed(&key).unwrap().pem();
+        let mut pki = Pki {
+            ca_pem,
+            issuer: Issuer::new(params, key),
+            server: (String::new(), String::new()),
+        };
+        pki.server = pki.leaf(&["localhost", "127.0.0.1"]);
+        pki
+    }
+
+    /// A certificate and its key, PEM.
+    fn leaf(&self, names: &[&str]) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client configuration trusting the CA, with an optional client certificate.
+    fn client(&self, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+        iotmp_proto::tls::client_config(
+            iotmp_proto::tls::Roots::Pem(self.ca_pem.as_bytes()),
+            identity.map(|(c, k)| (c.as_bytes(), k.as_bytes())),
+        )
+        .unwrap()
+    }
+
+    /// Writes the server's files into the registry's folder: (cert, key, CA) paths.
+    fn files(&self, registry: &Registry) -> (String, String, String) {
+        let path = |p: PathBuf| p.to_str().unwrap().to_owned();
+        (
+            path(registry.file("server.pem", &self.server.0)),
+            path(registry.file("server.key", &self.server.1)),
+            path(registry.file("ca.pem", &self.ca_pem)),
+        )
+    }
+}
+
+/// Certificate authentication over TLS (spec §6.2): a registered certificate connects, an
+/// unregistered one (signed by the same CA) is refused; credentials work over TLS too.
+#[test]
+fn certificate_auth_over_tls() {
+    let pki = Pki::new();
+    let (cam_pem, cam_key) = pki.leaf(&["cam"]);
+    let (other_pem, other_key) = pki.leaf(&["other"]);
+
+    let registry = Registry::new(&["alice/dev26"]);
+    let cam_file = registry.file("cam.pem", &cam_pem);
+    let (code, _, err) = registry.run(&[
+        "device",
+        "add",
+        "alice/cam",
+        "--cert",
+        cam_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (cert, key, ca_file) = pki.files(&registry);
+    let mut server = Server::start(
+        &registry,
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca_file,
+        ],
+    );
+    server.wait_for_log("device certificates verified against --client-ca");
+    let tls_addr = server.tls.unwrap();
+    let by_certificate = |pem: &str, key: &str| Connect {
+        auth: ClientAuth::Certificate {
+            pem: pem.to_owned(),
+        },
+        tls: Some(pki.client(Some((pem, key)))),
+        ..Connect::credentials(tls_addr, Dialect::Draft2026, &registry, "alice/dev26")
+    };
+    let cam = by_certificate(&cam_pem, &cam_key).start();
+    server.wait_online("alice", "cam", &registry.alice);
+    assert_eq!(
+        server
+            .get(
+                "/v3/users/alice/devices/cam/resources/temp",
+                Some(&registry.alice)
+            )
+            .ok(),
+        json!(21.5)
+    );
+
+    let other = by_certificate(&other_pem, &other_key).start();
+    other.wait_disconnect("refused");
+    server.wait_for_log("no device has the certificate with SHA-256");
+
+    let over_tls = Connect {
+        tls: Some(pki.client(None)),
+        ..Connect::credentials(tls_addr, Dialect::Draft2020, &registry, "alice/dev26")
+    }
+    .start();
+    server.wait_online("alice", "dev26", &registry.alice);
+    drop((cam, other, over_tls));
+    server.stop();
+}
+
+/// The other drivers run the same server: mio and async-std.
+#[test]
+fn mio_and_async_std_runtimes() {
+    let registry = Registry::new(&["alice/dev26", "alice/dev20"]);
+    for runtime in ["mio", "async-std"] {
+        let server = Server::start(&registry, &["--runtime", runtime]);
+        assert!(
+            server.stderr().contains(&format!("runtime {runtime})")),
+            "{}",
+            server.stderr()
+        );
+        let alice = registry.alice.as_str();
+        let dev26 = device(&server, &registry, "alice/dev26", Dialect::Draft2026);
+        let dev20 = device(&server, &registry, "alice/dev20", Dialect::Draft2020);
+        server.wait_online("alice", "dev26", alice);
+        server.wait_online("alice", "dev20", alice);
+        for base in [DEV26, DEV20] {
+            assert_eq!(
+                server.get(&format!("{base}/temp"), Some(alice)).ok(),
+                json!(21.5),
+                "{runtime}"
+            );
+        }
+        let mut ws = websocket(server.http(), &format!("{DEV20}/counter?interval=1"), alice);
+        let deadline = Instant::now() + WAIT;
+        let a: u64 = next_text(&mut ws, deadline).unwrap().parse().unwrap();
+        let b: u64 = next_text(&mut ws, deadline).unwrap().parse().unwrap();
+        assert!(a < b, "{runtime}: {a} then {b}");
+        drop(ws);
+        server.stop();
+        dev26.wait_disconnect("shutdown");
+        dev20.wait_disconnect("shutdown");
+    }
+}
+
+/// A device that does not answer within `--request-timeout`: 504 "device timeout".
+#[test]
+fn a_device_slower_than_the_request_timeout_is_504() {
+    let registry = Registry::new(&["alice/dev26"]);
+    let server = Server::start(&registry, &["--request-timeout", "1s"]);
+    // mio runs the handler on its own thread, so its sleep blocks nobody else in this process.
+    let slow = Connect {
+        mio: true,
+        slow: Duration::from_millis(2500),
+        ..Connect::credentials(
+            server.tcp.unwrap(),
+            Dialect::Draft2026,
+            &registry,
+            "alice/dev26",
+        )
+    }
+    .start();
+    let alice = registry.alice.as_str();
+    server.wait_online("alice", "dev26", alice);
+    let started = Instant::now();
+    server
+        .get(&format!("{DEV26}/slow"), Some(alice))
+        .assert_error(504, "device timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Once the handler returned, the device answers again.
+    eventually("the device to answer again", || {
+        server.get(&format!("{DEV26}/temp"), Some(alice)).status == 200
+    });
+    drop(slow);
+    server.stop();
+}
+
+/// The `iotmp device` binary against the `iotmp server` binary.
+#[test]
+fn the_device_binary_connects() {
+    let registry = Registry::new(&["alice/pi"]);
+    let server = Server::start(&registry, &[]);
+    let uri = format!("iotmp://{}", server.tcp.unwrap());
+    let mut device = command()
+        .args(["device", "-s", &uri, "--user", "alice", "--device", "pi"])
+        .args([
+            "--dialect",
+            "2020",
+            "--counter",
+            "ticks",
+            "--const",
+            "model=\"rpi4\"",
+        ])
+        .env("IOTMP_CREDENTIAL", registry.credential("alice/pi"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let alice = registry.alice.as_str();
+    server.wait_online("alice", "pi", alice);
+    let base = "/v3/users/alice/devices/pi/resources";
+    assert_eq!(
+        server.get(&format!("{base}/model"), Some(alice)).ok(),
+        json!("rpi4")
+    );
+    assert!(
+        server
+            .get(&format!("{base}/ticks"), Some(alice))
+            .ok()
+            .is_u64()
+    );
+    server.stop();
+    let deadline = Instant::now() + WAIT;
+    // The device keeps reconnecting after the server left; stop it.
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(&device), Signal::INT).unwrap();
+    while device.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "iotmp device did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Options that cannot work exit with 2 and say what to fix.
+#[test]
+fn unusable_options_exit_2() {
+    let registry = Registry::new(&[]);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let missing = registry.dir.path().join("missing.db");
+    for (args, needle) in [
+        (
+            vec!["server", "--db", registry.db(), "--tls-cert", "c.pem"],
+            "--tls-cert needs --tls-key",
+        ),
+        (
+            vec!["server", "--db", missing.to_str().unwrap()],
+            "there is no registry database",
+        ),
+        (
+            vec![
+                "server",
+                "--db",
+                registry.db(),
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                &busy,
+            ],
+            "cannot listen for the HTTP API",
+        ),
+        (
+            vec!["server", "--db", registry.db(), "--listen", "localhost:1"],
+            "IP:PORT",
+        ),
+        (
+            vec![
+                "server",
+                "--db",
+                registry.db(),
+                "--tls-cert",
+                "/nonexistent/c.pem",
+                "--tls-key",
+                "k",
+            ],
+            "cannot read the certificate (--tls-cert) /nonexistent/c.pem",
+        ),
+    ] {
+        let (code, _, err) = iotmp(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// `iotmp recorder` on the database: add, list, remove, and its refusals.
+#[test]
+fn recorder_commands() {
+    let registry = Registry::new(&["alice/dev26"]);
+    let (code, out, err) = registry.run(&[
+        "recorder",
+        "add",
+        "alice/dev26",
+        "temp",
+        "--every",
+        "5m",
+        "--bucket",
+        "t",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let added: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        added,
+        json!({"id": 1, "user": "alice", "device": "dev26", "resource": "temp",
+               "interval": 300, "bucket": "t"})
+    );
+    let (code, out, _) = registry.run(&["recorder", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("alice/dev26") && out.contains("300 s"),
+        "{out}"
+    );
+    for (args, needle) in [
+        (
+            vec![
+                "recorder",
+                "add",
+                "alice/ghost",
+                "t",
+                "--every",
+                "1",
+                "--bucket",
+                "b",
+            ],
+            "there is no device alice/ghost",
+        ),
+        (
+            vec![
+                "recorder",
+                "add",
+                "alice/dev26",
+                "t",
+                "--every",
+                "1.5",
+                "--bucket",
+                "b",
+            ],
+            "whole seconds",
+        ),
+        (
+            vec![
+                "recorder",
+                "add",
+                "alice/dev26",
+                "t",
+                "--every",
+                "1",
+                "--bucket",
+                "a/b",
+            ],
+            "not a valid bucket name",
+        ),
+        (
+            vec!["recorder", "remove", "7"],
+            "there is no recorder with id 7",
+        ),
+    ] {
+        let (code, _, err) = registry.run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, out, _) = registry.run(&["recorder", "remove", "1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Removed recorder 1"), "{out}");
+    let (_, out, _) = registry.run(&["recorder", "list", "--json"]);
+    assert_eq!(out.trim(), "[]");
+}
+
+/// `--https`: the API over TLS with the server's certificate (and no device TLS listener).
+#[test]
+fn https_api() {
+    let pki = Pki::new();
+    let registry = Registry::new(&["alice/dev26"]);
+    let (cert, key, _) = pki.files(&registry);
+    let server = Server::start(
+        &registry,
+        &[
+            "--https",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-listen",
+            "off",
+        ],
+    );
+    assert!(
+        !server.stderr().contains("iotmps://"),
+        "{}",
+        server.stderr()
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(pki.client(None), name).unwrap();
+    let socket = TcpStream::connect(server.http()).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    let auth = format!("Bearer {}", registry.alice);
+    let mut head = request_head(
+        "GET",
+        "/v3/users/alice/devices",
+        &[("Authorization", &auth)],
+    );
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // A peer that closes without close_notify is fine here: the response is complete.
+    let _ = tls.read_to_end(&mut raw);
+    assert_eq!(
+        parse_reply(&raw).ok(),
+        json!([{"device": "dev26", "connected": false, "dialect": null, "connected_at": null}])
+    );
+    server.stop();
+}
+
+/// Session limits: a keep-alive outside the accepted range is refused with code 3, and a
+/// connection that sends no CONNECT is closed after the authentication deadline.
+#[test]
+fn session_limits_apply() {
+    let registry = Registry::new(&["alice/dev26"]);
+    let server = Server::start(
+        &registry,
+        &["--keep-alive-min", "30", "--auth-deadline", "500ms"],
+    );
+    let short = Connect {
+        keep_alive: Some(10),
+        ..Connect::credentials(
+            server.tcp.unwrap(),
+            Dialect::Draft2026,
+            &registry,
+            "alice/dev26",
+        )
+    }
+    .start();
+    short.wait_disconnect("code 3");
+    drop(short);
+    let fine = Connect {
+        keep_alive: Some(30),
+        ..Connect::credentials(
+            server.tcp.unwrap(),
+            Dialect::Draft2026,
+            &registry,
+            "alice/dev26",
+        )
+    }
+    .start();
+    server.wait_online("alice", "dev26", &registry.alice);
+    drop(fine);
+
+    let mut silent = TcpStream::connect(server.tcp.unwrap()).unwrap();
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    // Closed without a byte (spec §6.1): EOF, or a reset.
+    assert!(matches!(silent.read(&mut buf), Ok(0) | Err(_)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    server.stop();
+}
