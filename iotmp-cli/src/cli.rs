@@ -126,6 +126,14 @@ pub(crate) enum Command {
     )]
     Server(Box<ServerArgs>),
 
+    /// Try it all on this machine: a server on loopback with a user and two simulated devices
+    /// (dialects 2020 and 2026), and the commands to talk to them; runs until Ctrl-C.
+    #[command(
+        after_help = "What it starts and prints, and the exit statuses, are in --help.",
+        after_long_help = crate::help::demo()
+    )]
+    Demo(DemoArgs),
+
     /// Record device resources into buckets of the registry database (data buckets).
     #[command(
         arg_required_else_help = true,
@@ -544,6 +552,23 @@ pub(crate) struct ServerArgs {
         help_heading = "Sessions"
     )]
     pub(crate) request_timeout: Option<Span>,
+}
+
+/// `iotmp demo`: a throwaway server and devices. Deliberately no `IOTMP_*` variables nor
+/// config file: those configure a real server, and the demo must run the same everywhere.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Device listener of the demo's server (plain TCP)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:25204")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// HTTP API listener of the demo's server
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    pub(crate) http: std::net::SocketAddr,
+
+    /// The driver of the server and the devices: smol, async-std or mio [default: smol]
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub(crate) runtime: Option<RuntimeChoice>,
 }
 
 /// `iotmp recorder`.

@@ -9,6 +9,7 @@ use std::io::Write;
 use thiserror::Error;
 
 use crate::commands::decode::DecodeError;
+use crate::commands::demo::DemoError;
 use crate::commands::device::DeviceError;
 use crate::commands::encode::EncodeError;
 use crate::commands::registry::RegistryCmdError;
@@ -45,6 +46,9 @@ pub(crate) enum CliError {
     /// `iotmp server`.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// `iotmp demo`.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
 }
 
 impl CliError {
@@ -59,6 +63,7 @@ impl CliError {
             CliError::Registry(e) => e.exit(),
             CliError::Device(e) => e.exit(),
             CliError::Server(e) => e.exit(),
+            CliError::Demo(e) => e.exit(),
         }
     }
 

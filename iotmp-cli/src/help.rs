@@ -9,6 +9,7 @@ use crate::exit;
 pub(crate) fn top_level() -> String {
     let mut text = String::from(
         "Examples:
+  iotmp demo                                                a server and two devices to try, here
   iotmp decode --dialect 2026 \"0A 04 08 6A 18 2A\"          one 2026 STREAM_DATA as JSON
   echo \"01 02 01 07\" | iotmp decode -d 2020                 hex on stdin
   iotmp encode --dialect 2026 '{\"type\":\"KEEP_ALIVE\"}'       JSON to hex
@@ -207,6 +208,45 @@ Everything listens on 127.0.0.1 unless told otherwise. Ctrl-C or SIGTERM sends D
 to every device, closes the API's streams, writes pending records and exits 0; a second
 Ctrl-C quits at once with status 130. Options: command line, then IOTMP_* variables, then
 [server] in the config file (keys as the long options), then the defaults shown.
+
+",
+    );
+    text.push_str(&exit::help_section());
+    text
+}
+
+/// The text after the options in `iotmp demo --help`.
+pub(crate) fn demo() -> String {
+    let mut text = String::from(
+        "What it starts, all on this machine, from a new folder under the temporary directory
+(TMPDIR), removed on exit:
+  * a registry database with the user `demo` (a fresh API token) and the devices
+    demo/thermo-2020 and demo/thermo-2026 (fresh credentials);
+  * `iotmp server` with devices on --listen and the HTTP / WebSocket / SSE API on --http
+    (no TLS listener);
+  * two `iotmp device`s, speaking dialects 2020 and 2026, each with the resources
+      temp      a sensor: a sine around 21 over 60 s
+      humidity  a random walk between 20 and 80
+      counter   0, 1, 2, ... one per read
+      heading   a random walk sent on its event stream whenever it moves (--on-change)
+      led       an actuator: its JSON input is written to led-2020.json / led-2026.json
+                in the folder.
+
+Once both devices are online, it prints the token, the folder, the children's log files
+(their stderr) and what to try: curl lines for the device list, DESCRIBE, a RUN of temp, a
+RUN of led with an input and the heading events over SSE, a WebSocket URL for websocat or a
+browser, and an `iotmp decode` line.
+
+Examples:
+  iotmp demo
+  iotmp demo --http 127.0.0.1:8081 --listen 127.0.0.1:25214    when the default ports are taken
+  iotmp demo --runtime mio
+
+The children get their credentials in IOTMP_CREDENTIAL, never on the command line, and no
+other IOTMP_* variable; the demo reads neither those variables nor the config file. If the
+server or a device does not come up within 10 s, or exits, the demo stops the others and
+quotes the end of its log. Ctrl-C or SIGTERM stops the devices (DISCONNECT), then the server,
+removes the folder and exits 0; a child that takes more than 5 s to stop is killed.
 
 ",
     );

@@ -2,6 +2,7 @@
 //! and an error type whose `exit()` says which status it ends with; [`run`] only dispatches.
 
 pub(crate) mod decode;
+pub(crate) mod demo;
 pub(crate) mod device;
 pub(crate) mod encode;
 pub(crate) mod registry;
@@ -21,6 +22,8 @@ pub(crate) fn run(command: Command, config: &Config) -> Result<(), CliError> {
         Command::User(args) => registry::users::run(args, &config.server)?,
         Command::Recorder(args) => registry::recorders::run(args.command, &config.server)?,
         Command::Server(args) => server::run(&args, &config.server)?,
+        // The demo runs on its own defaults: the config file configures real roles.
+        Command::Demo(args) => demo::run(&args)?,
         // `iotmp device add|list|remove` manage the registry; the device role's arm follows.
         Command::Device(DeviceArgs {
             verb: Some(DeviceVerb::Registry(command)),
