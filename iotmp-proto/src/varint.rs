@@ -37,16 +37,26 @@ pub(crate) fn read(
     max_bytes: usize,
     max_value: u64,
 ) -> Result<(u64, usize), VarintError> {
-    // Fast path: the overwhelmingly common one-byte form.
-    if let Some(&b) = input.first()
-        && b < 0x80
-    {
-        let v = u64::from(b);
-        return if v > max_value {
-            Err(VarintError::Overflow)
-        } else {
-            Ok((v, 1))
-        };
+    // Fast paths: the overwhelmingly common one- and two-byte forms (the latter where two bytes
+    // are allowed, which every caller does).
+    match input {
+        [b, ..] if *b < 0x80 => {
+            let v = u64::from(*b);
+            return if v > max_value {
+                Err(VarintError::Overflow)
+            } else {
+                Ok((v, 1))
+            };
+        }
+        [b0, b1, ..] if *b1 < 0x80 && max_bytes >= 2 => {
+            let v = u64::from(b0 & 0x7F) | u64::from(*b1) << 7;
+            return if v > max_value {
+                Err(VarintError::Overflow)
+            } else {
+                Ok((v, 2))
+            };
+        }
+        _ => {}
     }
     let mut value: u64 = 0;
     for (i, &byte) in input.iter().enumerate() {

@@ -165,13 +165,13 @@ pub(super) fn decode_body(
             }
         }
     }
-    build(kind, data_kind, scan, body.len())
+    build(kind, data_kind, &mut scan, body.len())
 }
 
 fn build(
     kind: MessageType,
     data_kind: Option<StreamKind>,
-    mut scan: Scan,
+    scan: &mut Scan,
     end: usize,
 ) -> Result<Message, MessageError> {
     use MessageType as T;
@@ -180,8 +180,8 @@ fn build(
     if kind == T::KeepAlive {
         return Ok(m);
     }
-    if let Some(v) = scan.take(usize::from(F_STREAM_ID)) {
-        m.stream_id = Some(fields::stream_id(v).map_err(|e| fail(&scan, e))?);
+    if let Some(id) = scan.take_stream_id() {
+        m.stream_id = Some(id.map_err(|e| fail(scan, e))?);
     }
     let resource = scan.take(usize::from(F_RESOURCE));
     let three = scan.take(usize::from(F_PAYLOAD));
@@ -193,13 +193,13 @@ fn build(
             m.resource = resource;
             m.payload = three;
             if let Some(v) = four {
-                m.action = Some(fields::uint32(v, "action").map_err(|e| fail(&scan, e))?);
+                m.action = Some(fields::uint32(v, "action").map_err(|e| fail(scan, e))?);
             }
         }
         T::StartStream => {
             m.resource = resource;
             if let Some(v) = four {
-                let seconds = fields::uint32(v, "interval_ms").map_err(|e| fail(&scan, e))?;
+                let seconds = fields::uint32(v, "interval_ms").map_err(|e| fail(scan, e))?;
                 m.interval_ms = Some(u64::from(seconds) * 1000);
             }
         }
@@ -208,7 +208,7 @@ fn build(
             m.payload = three;
             if let Some(v) = four {
                 m.auth_type = Some(
-                    match fields::uint32(v, "auth_type").map_err(|e| fail(&scan, e))? {
+                    match fields::uint32(v, "auth_type").map_err(|e| fail(scan, e))? {
                         AUTH_CREDENTIALS => AuthType::Credentials,
                         AUTH_CERTIFICATE => AuthType::Certificate,
                         n => AuthType::Other(n),
@@ -216,7 +216,7 @@ fn build(
                 );
             }
             if let Some(v) = five {
-                m.keep_alive = Some(fields::uint32(v, "keep_alive").map_err(|e| fail(&scan, e))?);
+                m.keep_alive = Some(fields::uint32(v, "keep_alive").map_err(|e| fail(scan, e))?);
             }
         }
         T::Disconnect => m.reason = three,
@@ -228,7 +228,7 @@ fn build(
     }
     let needs_stream_id = !matches!(kind, T::Run | T::Disconnect);
     if needs_stream_id && m.stream_id.is_none() {
-        return Err(fail(&scan, MessageErrorKind::MissingField("stream_id")));
+        return Err(fail(scan, MessageErrorKind::MissingField("stream_id")));
     }
     let missing = match kind {
         T::Run if m.resource.is_none() => Some("resource"),
@@ -236,7 +236,7 @@ fn build(
         _ => None,
     };
     if let Some(field) = missing {
-        return Err(fail(&scan, MessageErrorKind::MissingField(field)));
+        return Err(fail(scan, MessageErrorKind::MissingField(field)));
     }
     Ok(m)
 }

@@ -3,7 +3,7 @@
 use super::fields::{self, Scan};
 use super::{Dialect, EncodeError, MessageError, MessageErrorKind};
 use crate::message::{AuthType, Message, MessageType};
-use crate::pson::{Flavour, protoson, v2};
+use crate::pson::{Flavour, ValueError, protoson, v2};
 use crate::value::{Map, Value};
 use crate::varint::{self, VarintError};
 
@@ -185,11 +185,13 @@ pub(super) fn encode_body(
     Ok(())
 }
 
-/// Reads one field at `pos`; returns (field id, wire type, value, next position).
+/// Reads the field at `pos` into `scan`; returns the position after it.
+#[inline(always)]
 fn read_field(
     body: &[u8],
     pos: usize,
-) -> Result<(u32, u8, Value, usize), (MessageErrorKind, usize)> {
+    scan: &mut Scan,
+) -> Result<usize, (MessageErrorKind, usize)> {
     let rest = body.get(pos..).unwrap_or_default();
     let (raw_key, key_len) = match varint::read(rest, 5, u64::from(u32::MAX)) {
         Ok(k) => k,
@@ -200,17 +202,36 @@ fn read_field(
     let wire_type = (raw_key & 0x07) as u8;
     let at = pos + key_len;
     let rest = body.get(at..).unwrap_or_default();
-    let (value, used) = match wire_type {
+    let used = match wire_type {
         WT_VARINT => match varint::read(rest, 10, u64::MAX) {
-            Ok((v, used)) => (Value::UInt(v), used),
+            Ok((v, used)) => {
+                scan.record_uint(field, wire_type, v);
+                used
+            }
             Err(VarintError::Truncated) => return Err((MessageErrorKind::Truncated, at)),
             Err(_) => return Err((MessageErrorKind::BadVarint, at)),
         },
-        WT_PROTOSON => protoson::decode_prefix(rest)
-            .map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?,
         WT_PSON_V2 => {
-            v2::decode_prefix(rest).map_err(|e| (MessageErrorKind::Value(e.kind), at + e.offset))?
+            let error = |e: ValueError| (MessageErrorKind::Value(e.kind), at + e.offset);
+            // Fields 2 to 5 are decoded in place (moving a value just built is slow), field 1 and
+            // unknown fields through a local.
+            match scan.value_slot(field, wire_type) {
+                Some(slot) => v2::decode_prefix_into(rest, slot).map_err(error)?,
+                None => {
+                    let mut value = Value::Null;
+                    let used = v2::decode_prefix_into(rest, &mut value).map_err(error)?;
+                    scan.record(field, wire_type, value);
+                    used
+                }
+            }
         }
+        WT_PROTOSON => match protoson::decode_prefix(rest) {
+            Ok((value, used)) => {
+                scan.record(field, wire_type, value);
+                used
+            }
+            Err(e) => return Err((MessageErrorKind::Value(e.kind), at + e.offset)),
+        },
         other => {
             return Err((
                 MessageErrorKind::InvalidWireType {
@@ -221,22 +242,21 @@ fn read_field(
             ));
         }
     };
-    Ok((field, wire_type, value, at + used))
+    Ok(at + used)
 }
 
-/// Decodes a 2026 body of a known message type; also returns the flavour of its payload field.
+/// Decodes a 2026 body of a known message type; sets `flavour` to the flavour of its payload
+/// field (when the message decodes and has one).
 pub(super) fn decode_body(
     kind: MessageType,
     body: &[u8],
-) -> Result<(Message, Option<Flavour>), MessageError> {
+    flavour: &mut Option<Flavour>,
+) -> Result<Message, MessageError> {
     let mut scan = Scan::default();
     let mut pos = 0;
     while pos < body.len() {
-        match read_field(body, pos) {
-            Ok((field, wire_type, value, next)) => {
-                scan.record(field, wire_type, value);
-                pos = next;
-            }
+        match read_field(body, pos, &mut scan) {
+            Ok(next) => pos = next,
             Err((error, offset)) => {
                 return Err(MessageError {
                     kind: error,
@@ -247,40 +267,52 @@ pub(super) fn decode_body(
             }
         }
     }
-    let flavour = scan.wire_type(usize::from(F_PAYLOAD)).map(|wt| {
+    *flavour = scan.wire_type(usize::from(F_PAYLOAD)).map(|wt| {
         if wt == WT_PROTOSON {
             Flavour::V1
         } else {
             Flavour::V2
         }
     });
-    build(kind, scan, body.len()).map(|m| (m, flavour))
+    build(kind, &mut scan, body.len())
 }
 
 fn take_u32(map: &mut Map, key: &str, name: &'static str) -> Result<Option<u32>, MessageErrorKind> {
     map.remove(key).map(|v| fields::uint32(v, name)).transpose()
 }
 
-fn build(kind: MessageType, mut scan: Scan, end: usize) -> Result<Message, MessageError> {
+/// The message from the scanned fields, or the first content error (spec §7.2).
+///
+/// The fields are gathered in locals and the message is built in one piece at the end, which
+/// lets it be written straight into the caller's return slot.
+fn build(kind: MessageType, scan: &mut Scan, end: usize) -> Result<Message, MessageError> {
     use MessageType as T;
     let fail = |scan: &Scan, e: MessageErrorKind| scan.content_error(kind, e, end);
-    let mut m = Message::new(kind);
     if kind == T::KeepAlive {
-        return Ok(m);
+        return Ok(Message::new(kind));
     }
-    if let Some(v) = scan.take(usize::from(F_STREAM_ID)) {
-        m.stream_id = Some(fields::stream_id(v).map_err(|e| fail(&scan, e))?);
-    }
+    let stream_id = match scan.take_stream_id() {
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => return Err(fail(scan, e)),
+        None => None,
+    };
     let params = scan.take(usize::from(F_PARAMS));
-    m.payload = scan.take(usize::from(F_PAYLOAD));
+    let payload = scan.take(usize::from(F_PAYLOAD));
     let resource = scan.take(usize::from(F_RESOURCE));
+    let mut m_resource = None;
+    let mut m_params = None;
+    let mut reason = None;
+    let mut auth_type = None;
+    let mut keep_alive = None;
+    let mut pson_version = None;
+    let mut interval_ms = None;
     match kind {
-        T::Ok | T::Error | T::StopStream | T::StreamData => m.params = params,
+        T::Ok | T::Error | T::StopStream | T::StreamData => m_params = params,
         T::Run | T::Describe => {
-            m.params = params;
-            m.resource = resource;
+            m_params = params;
+            m_resource = resource;
         }
-        T::Disconnect => m.reason = params,
+        T::Disconnect => reason = params,
         T::Connect => match params {
             None => {}
             Some(Value::Map(mut map)) => {
@@ -290,59 +322,72 @@ fn build(kind: MessageType, mut scan: Scan, end: usize) -> Result<Message, Messa
                     let at = take_u32(&mut map, KEY_AT, "at")?;
                     Ok::<_, MessageErrorKind>((pv, ka, at))
                 })();
-                let (pv, ka, at) = parsed.map_err(|e| fail(&scan, e))?;
-                m.pson_version = pv;
-                m.keep_alive = ka;
-                m.auth_type = at.map(|n| match n {
+                let (pv, ka, at) = parsed.map_err(|e| fail(scan, e))?;
+                pson_version = pv;
+                keep_alive = ka;
+                auth_type = at.map(|n| match n {
                     AT_CREDENTIALS => AuthType::Credentials,
                     AT_CERTIFICATE => AuthType::Certificate,
                     n => AuthType::Other(n),
                 });
                 if !map.is_empty() {
-                    m.params = Some(Value::Map(map));
+                    m_params = Some(Value::Map(map));
                 }
             }
             Some(Value::UInt(n)) => {
-                m.auth_type = Some(if n == LEGACY_CREDENTIALS {
+                auth_type = Some(if n == LEGACY_CREDENTIALS {
                     AuthType::Credentials
                 } else {
                     AuthType::Other(
                         u32::try_from(n)
-                            .map_err(|_| fail(&scan, MessageErrorKind::IllTyped("auth_type")))?,
+                            .map_err(|_| fail(scan, MessageErrorKind::IllTyped("auth_type")))?,
                     )
                 });
             }
-            Some(_) => return Err(fail(&scan, MessageErrorKind::BadShape("params"))),
+            Some(_) => return Err(fail(scan, MessageErrorKind::BadShape("params"))),
         },
         T::StartStream => {
-            m.resource = resource;
+            m_resource = resource;
             match params {
                 None => {}
-                Some(Value::UInt(ms)) => m.interval_ms = Some(ms),
+                Some(Value::UInt(ms)) => interval_ms = Some(ms),
                 Some(Value::Map(mut map)) if map.contains_key(KEY_INTERVAL) => {
                     match map.remove(KEY_INTERVAL) {
-                        Some(Value::UInt(ms)) => m.interval_ms = Some(ms),
-                        _ => return Err(fail(&scan, MessageErrorKind::IllTyped("interval"))),
+                        Some(Value::UInt(ms)) => interval_ms = Some(ms),
+                        _ => return Err(fail(scan, MessageErrorKind::IllTyped("interval"))),
                     }
                     if !map.is_empty() {
-                        m.params = Some(Value::Map(map));
+                        m_params = Some(Value::Map(map));
                     }
                 }
-                Some(other) => m.params = Some(other),
+                Some(other) => m_params = Some(other),
             }
         }
         T::KeepAlive => {}
     }
-    if !matches!(kind, T::Run | T::Disconnect) && m.stream_id.is_none() {
-        return Err(fail(&scan, MessageErrorKind::MissingField("stream_id")));
+    if !matches!(kind, T::Run | T::Disconnect) && stream_id.is_none() {
+        return Err(fail(scan, MessageErrorKind::MissingField("stream_id")));
     }
     let missing = match kind {
-        T::Run if m.resource.is_none() => Some("resource"),
-        T::Connect if m.payload.is_none() => Some("payload"),
+        T::Run if m_resource.is_none() => Some("resource"),
+        T::Connect if payload.is_none() => Some("payload"),
         _ => None,
     };
     if let Some(field) = missing {
-        return Err(fail(&scan, MessageErrorKind::MissingField(field)));
+        return Err(fail(scan, MessageErrorKind::MissingField(field)));
     }
-    Ok(m)
+    Ok(Message {
+        kind,
+        stream_id,
+        resource: m_resource,
+        params: m_params,
+        payload,
+        reason,
+        auth_type,
+        keep_alive,
+        pson_version,
+        interval_ms,
+        action: None,
+        data_kind: None,
+    })
 }

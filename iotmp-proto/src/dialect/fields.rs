@@ -134,43 +134,98 @@ pub(super) fn check_representable(dialect: Dialect, m: &Message) -> Result<(), E
 }
 
 /// The fields of one body after the scan: the last occurrence of each of fields 1 to 5.
+///
+/// Field 1 is kept as what matters about it, the stream id it holds or the fact that it holds
+/// none, rather than as a [`Value`]; fields 2 to 5 are kept as values.
 #[derive(Default)]
 pub(super) struct Scan {
-    slots: [Option<Value>; 5],
+    /// Field 1: `None` when absent, `Some(None)` when its last occurrence is not a UInt ≤ 65535.
+    stream_id: Option<Option<u16>>,
+    /// Fields 2 to 5.
+    slots: [Option<Value>; 4],
     wire_types: [u8; 5],
     /// The last field-1 value that was a valid stream id (spec §7.2: the one the reply uses).
     pub(super) last_valid_stream_id: Option<u16>,
 }
 
 impl Scan {
+    /// Records an occurrence of `field` holding `value`.
+    #[inline]
     pub(super) fn record(&mut self, field: u32, wire_type: u8, value: Value) {
-        if field == 1
-            && let Value::UInt(id) = value
-            && let Ok(id) = u16::try_from(id)
-        {
-            self.last_valid_stream_id = Some(id);
+        if field == 1 {
+            let id = match value {
+                Value::UInt(id) => u16::try_from(id).ok(),
+                _ => None,
+            };
+            self.record_stream_id(wire_type, id);
+        } else if let Some(slot) = self.value_slot(field, wire_type) {
+            *slot = value;
         }
-        let index = field.wrapping_sub(1) as usize;
-        if let (Some(slot), Some(wt)) = (self.slots.get_mut(index), self.wire_types.get_mut(index))
-        {
-            *slot = Some(value);
+    }
+
+    /// Records an occurrence of field 2 to 5 and returns the place for its value (null until the
+    /// caller decodes the value into it); `None` for other fields.
+    #[inline]
+    pub(super) fn value_slot(&mut self, field: u32, wire_type: u8) -> Option<&mut Value> {
+        let index = field.wrapping_sub(2) as usize;
+        let (slot, wt) = (
+            self.slots.get_mut(index)?,
+            self.wire_types.get_mut(index.wrapping_add(1))?,
+        );
+        *wt = wire_type;
+        Some(slot.insert(Value::Null))
+    }
+
+    /// Records an occurrence of `field` holding the UInt `n`, as [`Scan::record`] would.
+    #[inline]
+    pub(super) fn record_uint(&mut self, field: u32, wire_type: u8, n: u64) {
+        if field == 1 {
+            self.record_stream_id(wire_type, u16::try_from(n).ok());
+        } else if let Some(slot) = self.value_slot(field, wire_type) {
+            *slot = Value::UInt(n);
+        }
+    }
+
+    #[inline]
+    fn record_stream_id(&mut self, wire_type: u8, id: Option<u16>) {
+        if id.is_some() {
+            self.last_valid_stream_id = id;
+        }
+        self.stream_id = Some(id);
+        if let Some(wt) = self.wire_types.first_mut() {
             *wt = wire_type;
         }
     }
 
-    /// Removes and returns field `id` (1-based).
+    /// Removes and returns field 1 as a stream id (an error if its last occurrence was not a UInt
+    /// ≤ 65535), if it occurred.
+    #[inline]
+    pub(super) fn take_stream_id(&mut self) -> Option<Result<u16, MessageErrorKind>> {
+        self.stream_id
+            .take()
+            .map(|id| id.ok_or(MessageErrorKind::IllTyped("stream_id")))
+    }
+
+    /// Removes and returns field `id` (2 to 5).
+    #[inline]
     pub(super) fn take(&mut self, id: usize) -> Option<Value> {
         self.slots
-            .get_mut(id.wrapping_sub(1))
+            .get_mut(id.wrapping_sub(2))
             .and_then(Option::take)
     }
 
-    /// The wire type of the last occurrence of field `id`, if it occurred.
+    /// The wire type of the last occurrence of field `id` (1 to 5), if it occurred and its value
+    /// was not taken yet.
     pub(super) fn wire_type(&self, id: usize) -> Option<u8> {
         let index = id.wrapping_sub(1);
-        match self.slots.get(index) {
-            Some(Some(_)) => self.wire_types.get(index).copied(),
-            _ => None,
+        let present = match index {
+            0 => self.stream_id.is_some(),
+            _ => matches!(self.slots.get(index.wrapping_sub(1)), Some(Some(_))),
+        };
+        if present {
+            self.wire_types.get(index).copied()
+        } else {
+            None
         }
     }
 
@@ -187,14 +242,6 @@ impl Scan {
             message_type: Some(message_type),
             stream_id: self.last_valid_stream_id,
         }
-    }
-}
-
-/// Field 1 as a stream id: a UInt ≤ 65535.
-pub(super) fn stream_id(value: Value) -> Result<u16, MessageErrorKind> {
-    match value {
-        Value::UInt(id) => u16::try_from(id).map_err(|_| MessageErrorKind::IllTyped("stream_id")),
-        _ => Err(MessageErrorKind::IllTyped("stream_id")),
     }
 }
 

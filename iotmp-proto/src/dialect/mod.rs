@@ -159,7 +159,8 @@ impl Dialect {
     ///
     /// An undefined `code` gives [`MessageErrorKind::UnknownType`] (whose outcome is "ignore").
     pub fn decode(self, code: u32, body: &[u8]) -> Result<Message, MessageError> {
-        self.decode_detailed(code, body).map(|(message, _)| message)
+        let mut flavour = None;
+        self.decode_with_flavour(code, body, &mut flavour)
     }
 
     /// Like [`Dialect::decode`], also telling which value flavour the payload field used (a 2026
@@ -169,6 +170,20 @@ impl Dialect {
         code: u32,
         body: &[u8],
     ) -> Result<(Message, Option<Flavour>), MessageError> {
+        let mut flavour = None;
+        let message = self.decode_with_flavour(code, body, &mut flavour)?;
+        Ok((message, flavour))
+    }
+
+    /// [`Dialect::decode`], setting `flavour` as [`Dialect::decode_detailed`] reports it. The
+    /// message is returned as is from the dialect's decoder, so that it is built in place.
+    #[inline]
+    fn decode_with_flavour(
+        self,
+        code: u32,
+        body: &[u8],
+        flavour: &mut Option<Flavour>,
+    ) -> Result<Message, MessageError> {
         let Some((kind, data_kind)) = self.message_type(code) else {
             return Err(MessageError {
                 kind: MessageErrorKind::UnknownType(code),
@@ -178,8 +193,8 @@ impl Dialect {
             });
         };
         match self {
-            Dialect::Draft2020 => draft2020::decode_body(kind, data_kind, body).map(|m| (m, None)),
-            Dialect::Draft2026 => draft2026::decode_body(kind, body),
+            Dialect::Draft2020 => draft2020::decode_body(kind, data_kind, body),
+            Dialect::Draft2026 => draft2026::decode_body(kind, body, flavour),
         }
     }
 }

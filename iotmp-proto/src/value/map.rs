@@ -87,34 +87,84 @@ impl Map {
 
     /// Appends without checking for an existing key; decoders call [`Map::merge_duplicates`] once
     /// all pairs are in, which keeps hostile maps with many keys at O(n log n).
+    #[inline]
     pub(crate) fn push_unchecked(&mut self, key: Text, value: Value) {
         self.entries.push((key, value));
     }
 
+    /// Appends `key` (without checking for an existing one, as [`Map::push_unchecked`]) with a
+    /// null value, and returns that value for the caller to fill in place (always `Some`).
+    #[inline]
+    pub(crate) fn push_slot(&mut self, key: Text) -> Option<&mut Value> {
+        let entry = (key, Value::Null);
+        if self.entries.len() < self.entries.capacity() {
+            // Known not to grow, the push stores the entry straight into the vector instead of
+            // assembling it on the stack (around the possible call to grow) and copying it with
+            // wide loads that stall on the narrow stores just made.
+            self.entries.push(entry);
+        } else {
+            push_growing(&mut self.entries, entry);
+        }
+        self.entries.last_mut().map(|(_, value)| value)
+    }
+
     /// Collapses repeated keys: the last value wins, at the position of the first occurrence.
+    #[inline]
     pub(crate) fn merge_duplicates(&mut self) {
         let n = self.entries.len();
         if n < 2 {
             return;
         }
         if n <= LINEAR_DEDUP_LIMIT {
-            let mut i = 0;
-            while i < self.entries.len() {
-                let mut j = i + 1;
-                while j < self.entries.len() {
-                    if self.entries.get(i).map(|e| &e.0) == self.entries.get(j).map(|e| &e.0) {
-                        let (_, later) = self.entries.remove(j);
-                        if let Some(first) = self.entries.get_mut(i) {
-                            first.1 = later;
-                        }
-                    } else {
-                        j += 1;
-                    }
-                }
-                i += 1;
+            if !self.has_duplicate_keys() {
+                return;
             }
+            self.merge_duplicates_linear();
             return;
         }
+        self.merge_duplicates_sorted();
+    }
+
+    /// Whether two entries share a key; pairwise, for small maps. Comparing lengths first rejects
+    /// most pairs without looking at the bytes.
+    fn has_duplicate_keys(&self) -> bool {
+        let mut rest = self.entries.as_slice();
+        while let Some(((key, _), later)) = rest.split_first() {
+            let key = key.as_str();
+            if later
+                .iter()
+                .any(|(other, _)| other.len() == key.len() && other.as_str() == key)
+            {
+                return true;
+            }
+            rest = later;
+        }
+        false
+    }
+
+    /// [`Map::merge_duplicates`] for small maps: pairwise.
+    #[cold]
+    fn merge_duplicates_linear(&mut self) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let mut j = i + 1;
+            while j < self.entries.len() {
+                if self.entries.get(i).map(|e| &e.0) == self.entries.get(j).map(|e| &e.0) {
+                    let (_, later) = self.entries.remove(j);
+                    if let Some(first) = self.entries.get_mut(i) {
+                        first.1 = later;
+                    }
+                } else {
+                    j += 1;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// [`Map::merge_duplicates`] for larger maps: a stable sort of the indices by key.
+    fn merge_duplicates_sorted(&mut self) {
+        let n = self.entries.len();
         let mut order: Vec<usize> = (0..n).collect();
         // Stable sort: equal keys stay in wire order, so the group's first index is the
         // position kept and its last index holds the winning value.
@@ -165,6 +215,13 @@ impl Map {
             keep
         });
     }
+}
+
+/// The push of [`Map::push_slot`] that has to grow the vector.
+#[cold]
+#[inline(never)]
+fn push_growing(entries: &mut Vec<(Text, Value)>, entry: (Text, Value)) {
+    entries.push(entry);
 }
 
 impl<K: Into<Text>, V: Into<Value>> FromIterator<(K, V)> for Map {
