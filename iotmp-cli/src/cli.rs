@@ -314,6 +314,17 @@ pub(crate) struct DeviceConnectArgs {
     )]
     pub(crate) runtime: Option<RuntimeChoice>,
 
+    /// Write a replay trace of every connection into DIR (created if missing), one file per
+    /// connection, named ROLE-N-UNIXMS.trace, for `iotmp replay`. Traces hold the credentials
+    /// sent on the wire: keep DIR private. A connection's trace stays in memory until it closes.
+    #[arg(
+        long,
+        env = "IOTMP_RECORD",
+        value_name = "DIR",
+        help_heading = "Connection"
+    )]
+    pub(crate) record: Option<PathBuf>,
+
     /// The owner's user name
     #[arg(
         long,
@@ -515,6 +526,17 @@ pub(crate) struct ServerArgs {
         help_heading = "Sessions"
     )]
     pub(crate) runtime: Option<RuntimeChoice>,
+
+    /// Write a replay trace of every connection into DIR (created if missing), one file per
+    /// connection, named ROLE-N-UNIXMS.trace, for `iotmp replay`. Traces hold the credentials
+    /// sent on the wire: keep DIR private. A connection's trace stays in memory until it closes.
+    #[arg(
+        long,
+        env = "IOTMP_RECORD",
+        value_name = "DIR",
+        help_heading = "Sessions"
+    )]
+    pub(crate) record: Option<PathBuf>,
 
     /// Smallest keep-alive a device may ask for, seconds [default: 5]
     #[arg(

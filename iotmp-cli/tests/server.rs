@@ -35,8 +35,9 @@ use tungstenite::{Message, WebSocket};
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Variables the binary reads that must not leak in from the test's environment.
-const ISOLATED_VARS: [&str; 18] = [
+const ISOLATED_VARS: [&str; 19] = [
     "IOTMP_CONFIG",
+    "IOTMP_RECORD",
     "IOTMP_DB",
     "IOTMP_LISTEN",
     "IOTMP_TLS_LISTEN",
@@ -667,6 +668,7 @@ impl Connect {
                 address,
                 tls,
                 backoff,
+                record: None,
             };
             let driver = iotmp_mio::connect(options, config, resources).unwrap();
             (
@@ -679,6 +681,7 @@ impl Connect {
                 tls,
                 backoff,
                 runtime: iotmp_smol::Runtime::Smol,
+                record: None,
             };
             let driver = iotmp_smol::connect(options, config, resources).unwrap();
             (
@@ -1576,4 +1579,69 @@ fn session_limits_apply() {
         "{waited:?}"
     );
     server.stop();
+}
+
+/// `--record DIR` on both binaries: every connection leaves a trace that `iotmp replay`
+/// replays to the same outputs, RUN included.
+#[test]
+fn record_writes_replayable_traces() {
+    let registry = Registry::new(&["alice/pi"]);
+    let server_dir = registry.dir.path().join("server-traces");
+    let device_dir = registry.dir.path().join("device-traces");
+    let server = Server::start(&registry, &["--record", server_dir.to_str().unwrap()]);
+    let uri = format!("iotmp://{}", server.tcp.unwrap());
+    let mut device = command()
+        .args(["device", "-s", &uri, "--user", "alice", "--device", "pi"])
+        .args([
+            "--counter",
+            "ticks",
+            "--record",
+            device_dir.to_str().unwrap(),
+        ])
+        .env("IOTMP_CREDENTIAL", registry.credential("alice/pi"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let alice = registry.alice.as_str();
+    server.wait_online("alice", "pi", alice);
+    let ticks = "/v3/users/alice/devices/pi/resources/ticks";
+    assert!(server.get(ticks, Some(alice)).ok().is_u64());
+    // The device first, so that it does not reconnect: one session on each side.
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(&device), Signal::INT).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = device.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "iotmp device did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    // The server writes a trace when its connection closes: after the device's DISCONNECT.
+    eventually("the server's trace", || {
+        std::fs::read_dir(&server_dir).is_ok_and(|d| d.count() == 1)
+    });
+    server.stop();
+
+    for (dir, role, run) in [
+        (&server_dir, "server-", "cmd run"),
+        (&device_dir, "device-1-", "Run("),
+    ] {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let file = &files[0];
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(role) && name.ends_with(".trace"), "{name}");
+        let trace = std::fs::read_to_string(file).unwrap();
+        assert!(trace.contains(run), "{trace}");
+        let (code, out, err) = iotmp(&["replay", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {err}\n{trace}");
+        assert!(out.contains("ticks"), "{name}: {out}");
+    }
 }

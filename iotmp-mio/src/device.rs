@@ -2,6 +2,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub struct DeviceOptions {
     pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
     /// Reconnect delays (spec §6.1: 5 s doubling up to 60 s, with jitter).
     pub backoff: Backoff,
+    /// Writes a replay trace of every session (one per transport) to this directory (created if
+    /// missing), one file per session when it ends (`<role>-<n>-<unix ms>.trace`); a
+    /// write error comes as [`DriverEvent::TraceFailed`]. Default none.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for DeviceOptions {
@@ -40,6 +45,7 @@ impl Default for DeviceOptions {
             address: "127.0.0.1:25204".into(),
             tls: None,
             backoff: Backoff::default(),
+            record: None,
         }
     }
 }
@@ -124,6 +130,8 @@ pub fn connect(
         dialing: None,
         up: false,
         error: None,
+        record: options.record,
+        sessions: 0,
     };
     let thread = crate::spawn("iotmp-mio-device", move || driver.run())?;
     let handle = DeviceHandle(Arc::new(Mailbox {
@@ -155,6 +163,10 @@ struct DeviceLoop {
     up: bool,
     /// Why the transport failed, for the `Disconnected` reason.
     error: Option<io::Error>,
+    /// Where traces go, when recording.
+    record: Option<PathBuf>,
+    /// Sessions started so far: numbers the trace files.
+    sessions: u64,
 }
 
 impl DeviceLoop {
@@ -241,6 +253,11 @@ impl DeviceLoop {
                         self.reconnect.stop();
                         self.abort();
                         return self.lost(now, e.to_string());
+                    }
+                    self.sessions += 1;
+                    if self.record.is_some() {
+                        // Right after the fresh session is made, so that it holds every output.
+                        self.device.start_trace();
                     }
                     (self.up, self.dialing) = (true, None);
                     self.reconnect.up();
@@ -329,6 +346,19 @@ impl DeviceLoop {
         }
     }
 
+    /// Writes the ended session's trace, when recording (empty: no session ran since the last).
+    fn save_trace(&mut self) {
+        let Some(dir) = &self.record else { return };
+        let text = self.device.take_trace();
+        if text.is_empty() {
+            return;
+        }
+        if let Err(e) = crate::write_trace(dir, "device", self.sessions, &text) {
+            let error = format!("cannot write the trace to {}: {e}", dir.display());
+            let _ = self.events.try_send(DriverEvent::TraceFailed { error });
+        }
+    }
+
     /// Gives up the current connection before it is up.
     fn abort(&mut self) {
         if let Some(id) = self.link.take() {
@@ -340,6 +370,7 @@ impl DeviceLoop {
     /// The connection ended or could not be made: report it and schedule the next attempt.
     fn lost(&mut self, now: Instant, reason: String) {
         self.up = false;
+        self.save_trace();
         self.emit(DriverEvent::Disconnected { reason });
         if !self.reconnect.is_stopped() {
             let at = self.reconnect.lost(now, fastrand::u32(..));

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -33,6 +34,10 @@ pub struct ServerOptions {
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     /// Session limits and timers.
     pub session: ServerConfig,
+    /// Writes a replay trace of every connection to this directory (created if missing), one
+    /// file per connection when it closes (`<role>-<n>-<unix ms>.trace`); a write
+    /// error comes as [`BrokerEvent::TraceFailed`]. Default none.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -41,6 +46,7 @@ impl Default for ServerOptions {
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 25204))),
             tls: None,
             session: ServerConfig::default(),
+            record: None,
         }
     }
 }
@@ -185,10 +191,13 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let tls_addr = tls.transpose()?;
     let (commands_tx, commands) = async_channel::unbounded();
     let (events_tx, events) = async_channel::unbounded();
+    let mut broker = Broker::new(options.session);
+    broker.set_recording(options.record.is_some());
     let driver = ServerLoop {
         _waker: waker.clone(),
         links: Links::new(poll, FIRST_CONN),
-        controller: Controller::new(Broker::new(options.session)),
+        controller: Controller::new(broker),
+        record: options.record,
         commands,
         events: events_tx,
         listeners,
@@ -215,6 +224,8 @@ struct ServerLoop {
     commands: Receiver<Command>,
     events: Sender<BrokerEvent>,
     listeners: HashMap<Token, Listener>,
+    /// Where traces go, when recording.
+    record: Option<PathBuf>,
 }
 
 /// Link tokens are the connection ids: `usize` and `u64` agree on every platform mio supports.
@@ -314,6 +325,16 @@ impl ServerLoop {
         }
         while let Some((conn, last)) = broker.poll_closed() {
             self.links.close(token(conn), now, &last);
+        }
+        while let Some((conn, text)) = broker.poll_trace() {
+            if let Some(dir) = &self.record
+                && let Err(e) = crate::write_trace(dir, "server", conn, &text)
+            {
+                let error = format!("cannot write the trace to {}: {e}", dir.display());
+                let _ = self
+                    .events
+                    .try_send(BrokerEvent::TraceFailed { conn, error });
+            }
         }
         while let Some(event) = self.controller.poll_event() {
             // Nobody listening is fine: the events are information, not obligations.

@@ -87,6 +87,15 @@ pub enum BrokerEvent {
         /// Why.
         reason: CloseReason,
     },
+    /// A driver could not write the replay trace of a connection (see
+    /// [`Broker::set_recording`]); the broker itself never emits this, the driver that owns the
+    /// files does, on the same event stream, so that the application can log it.
+    TraceFailed {
+        /// The connection.
+        conn: ConnId,
+        /// What went wrong, in words.
+        error: String,
+    },
     /// The answer to [`Broker::run`] or [`Broker::describe`].
     Answer {
         /// The request.
@@ -169,6 +178,11 @@ pub struct Broker {
     events: VecDeque<BrokerEvent>,
     requests: Vec<(ConnId, u16, RequestId)>,
     next_request: u64,
+    /// Record a replay trace of every new connection (only settable with traces, `serde`).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    record: bool,
+    /// Complete traces of closed connections, waiting for [`Broker::poll_trace`].
+    traces: VecDeque<(ConnId, String)>,
 }
 
 impl Broker {
@@ -184,7 +198,23 @@ impl Broker {
             events: VecDeque::new(),
             requests: Vec::new(),
             next_request: 0,
+            record: false,
+            traces: VecDeque::new(),
         }
+    }
+
+    /// Records a replay trace ([`crate::trace`]) of every connection opened from now on; each
+    /// comes out of [`Broker::poll_trace`] once its connection closed. A trace is kept whole in
+    /// memory until then, so a long-lived connection's trace grows for as long as it lives.
+    #[cfg(feature = "serde")]
+    pub fn set_recording(&mut self, record: bool) {
+        self.record = record;
+    }
+
+    /// The complete trace of a closed connection, when recording (see
+    /// [`Broker::set_recording`]). Drain it after [`Broker::poll_closed`].
+    pub fn poll_trace(&mut self) -> Option<(ConnId, String)> {
+        self.traces.pop_front()
     }
 
     /// Number of open connections.
@@ -222,7 +252,13 @@ impl Broker {
 
     /// A transport connection was accepted at `now`.
     pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
-        let session = ServerSession::new(self.config.clone(), transport, now);
+        #[cfg_attr(not(feature = "serde"), allow(unused_mut))]
+        let mut session = ServerSession::new(self.config.clone(), transport, now);
+        #[cfg(feature = "serde")]
+        if self.record {
+            // Before anything is polled, so that the trace holds every output.
+            session.start_trace();
+        }
         self.conns.insert(
             conn,
             Conn {
@@ -240,6 +276,12 @@ impl Broker {
     pub fn set_transport(&mut self, conn: ConnId, transport: TransportInfo) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session.set_transport(transport);
+            // The trace header holds the transport (a client certificate decides the
+            // authentication): write it again. Nothing was fed yet, so nothing is lost.
+            #[cfg(feature = "serde")]
+            if self.record {
+                c.session.start_trace();
+            }
         }
     }
 
@@ -615,6 +657,10 @@ impl Broker {
         let mut rest = Vec::new();
         c.session.poll_transmit(&mut rest);
         self.closed.push_back((conn, rest));
+        #[cfg(feature = "serde")]
+        if self.record {
+            self.traces.push_back((conn, c.session.take_trace()));
+        }
         self.fail_requests(conn);
         match c.device {
             Some(device) => {

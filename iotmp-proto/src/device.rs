@@ -221,6 +221,20 @@ impl Device {
         Ok(())
     }
 
+    /// Starts recording a replay trace of the current session ([`Client::start_trace`]). Call
+    /// it right after [`Device::new`] or [`Device::reconnect`]: each session has its own trace.
+    #[cfg(feature = "serde")]
+    pub fn start_trace(&mut self) {
+        self.client.start_trace();
+    }
+
+    /// Takes the trace text of the current session recorded since the last call (empty when
+    /// not recording). Taken after the session closed, it is the session's complete trace.
+    #[cfg(feature = "serde")]
+    pub fn take_trace(&mut self) -> String {
+        self.client.take_trace()
+    }
+
     /// The session, for commands such as [`Client::run`] or [`Client::disconnect`].
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
@@ -325,4 +339,9 @@ pub enum DriverEvent {
     },
     /// The driver stopped for good (shutdown).
     Stopped,
+    /// The driver could not write the replay trace of a session (recording on).
+    TraceFailed {
+        /// What went wrong, in words.
+        error: String,
+    },
 }

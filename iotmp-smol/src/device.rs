@@ -1,6 +1,7 @@
 //! The device: one task that connects, runs the session and reconnects.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
@@ -24,6 +25,10 @@ pub struct DeviceOptions {
     pub backoff: Backoff,
     /// The executor to run on.
     pub runtime: Runtime,
+    /// Writes a replay trace of every session (one per transport) to this directory (created if
+    /// missing), one file per session when it ends (`<role>-<n>-<unix ms>.trace`); a
+    /// write error comes as [`DriverEvent::TraceFailed`]. Default none.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for DeviceOptions {
@@ -33,6 +38,7 @@ impl Default for DeviceOptions {
             tls: None,
             backoff: Backoff::default(),
             runtime: Runtime::default(),
+            record: None,
         }
     }
 }
@@ -121,6 +127,8 @@ pub fn connect(
         commands: commands_rx,
         events: events_tx,
         clock,
+        record: options.record,
+        sessions: 0,
     };
     options.runtime.spawn(task.run(done_tx));
     let handle = DeviceHandle { commands };
@@ -157,6 +165,10 @@ struct DeviceTask {
     commands: Receiver<DeviceCommand>,
     events: Sender<DriverEvent>,
     clock: Clock,
+    /// Where traces go, when recording.
+    record: Option<PathBuf>,
+    /// Sessions started so far: numbers the trace files.
+    sessions: u64,
 }
 
 enum Step {
@@ -185,6 +197,7 @@ impl DeviceTask {
                 Some(Err(e)) => e.to_string(),
                 Some(Ok(stream)) => self.session(stream).await,
             };
+            self.save_trace();
             self.emit(DriverEvent::Disconnected { reason });
             if self.reconnect.is_stopped() {
                 break;
@@ -196,12 +209,30 @@ impl DeviceTask {
         self.emit(DriverEvent::Stopped);
     }
 
+    /// Writes the ended session's trace, when recording (empty: no session ran since the last).
+    fn save_trace(&mut self) {
+        let Some(dir) = &self.record else { return };
+        let text = self.device.take_trace();
+        if text.is_empty() {
+            return;
+        }
+        if let Err(e) = crate::write_trace(dir, "device", self.sessions, &text) {
+            let error = format!("cannot write the trace to {}: {e}", dir.display());
+            let _ = self.events.try_send(DriverEvent::TraceFailed { error });
+        }
+    }
+
     /// Runs one session over `stream`; returns why it ended.
     async fn session(&mut self, mut stream: Box<dyn Io>) -> String {
         self.reconnect.up();
         self.emit(DriverEvent::TransportUp);
         if let Err(e) = self.device.reconnect(self.clock.now()) {
             return e.to_string();
+        }
+        self.sessions += 1;
+        if self.record.is_some() {
+            // Right after the fresh session is made, so that it holds every output.
+            self.device.start_trace();
         }
         let (mut buf, mut out) = (vec![0; READ_BUFFER], Vec::new());
         loop {

@@ -220,3 +220,26 @@ async fn write_all<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, mut bytes: &[u8]) 
     }
     timed(w.flush()).await
 }
+
+/// Wall-clock milliseconds for trace file names. A clock before 1970 only makes a name less
+/// informative, not wrong: the connection number is what keeps the names apart.
+pub(crate) fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Writes the complete trace of one connection to `dir/<role>-<number>-<unix ms>.trace`
+/// (creating `dir`); returns the file's path. Files are the driver's business: the core only
+/// produces the text.
+pub(crate) fn write_trace(
+    dir: &std::path::Path,
+    role: &str,
+    number: u64,
+    text: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{role}-{number}-{}.trace", unix_ms()));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,6 +40,10 @@ pub struct ServerOptions {
     pub session: ServerConfig,
     /// The executor to run on.
     pub runtime: Runtime,
+    /// Writes a replay trace of every connection to this directory (created if missing), one
+    /// file per connection when it closes (`<role>-<n>-<unix ms>.trace`); a write
+    /// error comes as [`BrokerEvent::TraceFailed`]. Default none.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +53,7 @@ impl Default for ServerOptions {
             tls: None,
             session: ServerConfig::default(),
             runtime: Runtime::default(),
+            record: None,
         }
     }
 }
@@ -197,8 +203,11 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
         let (ids, inputs, stop) = (ids.clone(), inputs.clone(), stop_rx.clone());
         runtime.spawn(listen(listener, tls, ids, inputs, stop, runtime));
     }
+    let mut broker = Broker::new(options.session);
+    broker.set_recording(options.record.is_some());
     let task = BrokerTask {
-        controller: Controller::new(Broker::new(options.session)),
+        controller: Controller::new(broker),
+        record: options.record,
         conns: HashMap::new(),
         events: events_tx,
         stop: Some(stop),
@@ -242,6 +251,8 @@ struct BrokerTask {
     /// Dropped at shutdown, which stops the listener tasks.
     stop: Option<Sender<()>>,
     clock: Clock,
+    /// Where traces go, when recording.
+    record: Option<PathBuf>,
 }
 
 enum Step {
@@ -319,6 +330,17 @@ impl BrokerTask {
             {
                 // Queued behind a write in flight, if any; then `io` drops and closes.
                 let _ = io.out.try_send(last);
+            }
+        }
+        let broker = self.controller.broker();
+        while let Some((conn, text)) = broker.poll_trace() {
+            if let Some(dir) = &self.record
+                && let Err(e) = crate::write_trace(dir, "server", conn, &text)
+            {
+                let error = format!("cannot write the trace to {}: {e}", dir.display());
+                let _ = self
+                    .events
+                    .try_send(BrokerEvent::TraceFailed { conn, error });
             }
         }
         while let Some(event) = self.controller.poll_event() {

@@ -20,8 +20,12 @@
 //! messages, request heads, per-sink queues, sinks per socket, connections, the wait for a
 //! device, and the time a write may stall.
 //!
-//! Not served here: the device transport over WebSocket (`/iotmp`, spec §9) is not part of the
-//! API; it answers 404 like any path outside `/v3`. Errors that hyper produces itself before a
+//! * `transport` serves the device transport over WebSocket (`/iotmp`, spec §9) when
+//!   [`serve_with_bridge`] is given the server's TCP device listener: it pipes each socket to a
+//!   TCP connection to that listener. Without one, `/iotmp` answers 404 like any path outside
+//!   `/v3`.
+//!
+//! Errors that hyper produces itself before a
 //! request reaches the API (a request head above 64 KiB, an unparsable request) have hyper's
 //! empty bodies.
 
@@ -35,6 +39,7 @@ mod server;
 mod sink;
 mod sse;
 mod subscribe;
+mod transport;
 mod websocket;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,7 +52,7 @@ pub use backend::{
     RecordQuery, RecorderInfo, SubscribeFailure, SubscribeOutcome, Subscription,
 };
 pub use data::{DEFAULT_RECORD_LIMIT, UNKNOWN_BUCKET, UNKNOWN_RECORDER};
-pub use server::serve;
+pub use server::{serve, serve_with_bridge};
 pub use sink::{SinkSender, SinkValue, unix_ms};
 
 /// Limits and timeouts of the API; the defaults follow spec §7.1 where it names one.

@@ -20,7 +20,7 @@ use super::data;
 use super::errors::{ApiError, DEVICE_OFFLINE, SHUTTING_DOWN, UNKNOWN_DEVICE};
 use super::json::{ApiBody, devices_json, json_response, read_input, value_json};
 use super::server::{App, ConnContext};
-use super::{sse, websocket};
+use super::{sse, transport, websocket};
 use iotmp_proto::control::RequestResult;
 
 /// What a path addresses.
@@ -212,6 +212,12 @@ async fn dispatch(
     mut request: Request<Incoming>,
 ) -> Result<Response<ApiBody>, ApiError> {
     let app = Arc::clone(&ctx.app);
+    // The device transport (§9) is outside `/v3` and authenticates in-band (CONNECT): no token.
+    if let Some(bridge) = app.device_bridge
+        && request.uri().path() == transport::PATH
+    {
+        return transport::open(ctx, request, bridge).await;
+    }
     let route = parse_path(request.uri().path())?;
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();

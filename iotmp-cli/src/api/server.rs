@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,8 @@ pub(crate) struct App {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) limits: ApiLimits,
     pub(crate) shutdown: Shutdown,
+    /// Where `/iotmp` connects its devices (see `transport`); `None` serves no `/iotmp`.
+    pub(crate) device_bridge: Option<SocketAddr>,
 }
 
 /// One open connection, counted against [`ApiLimits::max_connections`] and waited for at
@@ -73,6 +76,20 @@ pub async fn serve(
     limits: ApiLimits,
     shutdown: Shutdown,
 ) -> io::Result<()> {
+    serve_with_bridge(listener, tls, backend, limits, shutdown, None).await
+}
+
+/// [`serve`], also serving the device transport `/iotmp` (spec §9) when `device_bridge` is the
+/// address of the server's plain TCP device listener: each `/iotmp` WebSocket is piped to a
+/// TCP connection to it (an unspecified IP is reached on loopback).
+pub async fn serve_with_bridge(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    backend: Arc<dyn Backend>,
+    limits: ApiLimits,
+    shutdown: Shutdown,
+    device_bridge: Option<SocketAddr>,
+) -> io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let grace = limits.shutdown_grace;
     let max_connections = limits.max_connections;
@@ -80,12 +97,17 @@ pub async fn serve(
         backend,
         limits,
         shutdown: shutdown.clone(),
+        device_bridge: device_bridge.map(super::transport::bridge_target),
     });
     let active = Arc::new(AtomicUsize::new(0));
     let (alive_tx, alive_rx) = async_channel::bounded::<()>(1);
     if let Ok(addr) = listener.local_addr() {
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         tracing::info!("HTTP API listening on {scheme}://{addr}/v3");
+        if let Some(bridge) = app.device_bridge {
+            let scheme = if acceptor.is_some() { "wss" } else { "ws" };
+            tracing::info!("devices: WebSocket on {scheme}://{addr}/iotmp (bridged to {bridge})");
+        }
     }
     loop {
         let accepted = async { Some(listener.accept().await) }

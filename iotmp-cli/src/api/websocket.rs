@@ -45,7 +45,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// tungstenite reads in chunks of this size (its default, 128 KiB, is a lot per idle socket).
 const READ_CHUNK: usize = 8 * 1024;
 
-type Ws = WebSocketStream<HyperIo>;
+pub(crate) type Ws = WebSocketStream<HyperIo>;
 
 /// True when the request asks for a WebSocket (`Connection: upgrade`, `Upgrade: websocket`).
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -76,7 +76,7 @@ pub(crate) fn accept_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(tungstenite::handshake::derive_accept_key(key))
 }
 
-fn switching_protocols(accept: &str) -> Result<Response<ApiBody>, ApiError> {
+pub(crate) fn switching_protocols(accept: &str) -> Result<Response<ApiBody>, ApiError> {
     let accept = HeaderValue::from_str(accept)
         .map_err(|_| ApiError::internal("cannot build the WebSocket handshake"))?;
     let mut response = Response::new(empty());
@@ -102,18 +102,29 @@ where
     F: FnOnce(Ws) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    on_upgrade_with(ctx, request, config(), run);
+}
+
+/// [`on_upgrade`] with the WebSocket limits of `config` (the device transport allows bigger
+/// messages than the API's streams).
+pub(crate) fn on_upgrade_with<F, Fut>(
+    ctx: &ConnContext,
+    request: &mut Request<Incoming>,
+    config: WebSocketConfig,
+    run: F,
+) where
+    F: FnOnce(Ws) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let upgrade = hyper::upgrade::on(request);
     let slot = Arc::clone(&ctx.slot);
     smol::spawn(async move {
         let _slot = slot;
         match upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    HyperIo(upgraded),
-                    Role::Server,
-                    Some(config()),
-                )
-                .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(HyperIo(upgraded), Role::Server, Some(config))
+                        .await;
                 run(ws).await;
             }
             Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
@@ -508,7 +519,7 @@ fn parse_control(
 
 /// hyper's upgraded connection as a `futures-io` stream, which is what `async-tungstenite`
 /// reads and writes (`smol-hyper` only adapts the other direction).
-struct HyperIo(Upgraded);
+pub(crate) struct HyperIo(Upgraded);
 
 impl std::fmt::Debug for HyperIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -28,6 +28,7 @@ impl Runtime for Mio {
             tcp: Some(spec.tcp.unwrap_or(loopback)),
             tls: spec.tls.map(|config| (loopback, config)),
             session: spec.session,
+            record: None,
         };
         Box::new(MioServer(
             iotmp_mio::serve(options).expect("mio server starts"),
@@ -39,6 +40,7 @@ impl Runtime for Mio {
             address: spec.addr.to_string(),
             tls: spec.tls,
             backoff: spec.backoff,
+            record: None,
         };
         let driver = iotmp_mio::connect(options, spec.config, spec.resources);
         Box::new(MioDevice(driver.expect("mio device starts")))

@@ -57,6 +57,7 @@ fn serve(spec: ServerSpec, runtime: iotmp_smol::Runtime) -> Box<dyn TestServer> 
         tcp: Some(spec.tcp.unwrap_or(loopback)),
         tls: spec.tls.map(|config| (loopback, config)),
         session: spec.session,
+        record: None,
         runtime,
     };
     Box::new(SmolServer(
@@ -69,6 +70,7 @@ fn connect(spec: DeviceSpec, runtime: iotmp_smol::Runtime) -> Box<dyn TestDevice
         address: spec.addr.to_string(),
         tls: spec.tls,
         backoff: spec.backoff,
+        record: None,
         runtime,
     };
     let driver = iotmp_smol::connect(options, spec.config, spec.resources);

@@ -2,6 +2,7 @@
 //! three have the same API; this enum only forwards to the one running.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use iotmp_proto::backoff::Backoff;
@@ -18,6 +19,8 @@ pub(crate) struct Target {
     pub(crate) tls: Option<(Arc<rustls::ClientConfig>, String)>,
     /// Reconnect delays.
     pub(crate) backoff: Backoff,
+    /// Where to write replay traces, if anywhere.
+    pub(crate) record: Option<PathBuf>,
 }
 
 /// A running device.
@@ -50,6 +53,7 @@ impl Driver {
             address,
             tls,
             backoff,
+            record,
         } = target;
         let smol_runtime = match runtime {
             RuntimeChoice::Mio => {
@@ -57,6 +61,7 @@ impl Driver {
                     address,
                     tls,
                     backoff,
+                    record,
                 };
                 return iotmp_mio::connect(options, config, resources).map(Driver::Mio);
             }
@@ -68,6 +73,7 @@ impl Driver {
             tls,
             backoff,
             runtime: smol_runtime,
+            record,
         };
         iotmp_smol::connect(options, config, resources).map(Driver::Smol)
     }

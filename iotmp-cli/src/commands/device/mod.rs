@@ -136,6 +136,7 @@ pub(crate) fn run(args: &DeviceConnectArgs, config: &DeviceConfig) -> Result<(),
         address: settings.endpoint.address(),
         tls,
         backoff: settings.backoff(),
+        record: args.record.clone(),
     };
 
     // Before the driver starts: a Ctrl-C during the first attempt must already stop cleanly.
@@ -415,6 +416,7 @@ fn log_event(event: DriverEvent, uri: &str, who: &str, up: &mut bool) {
             info!("reconnecting in {:.1} s", after.as_secs_f64());
         }
         DriverEvent::Stopped => info!("stopped"),
+        DriverEvent::TraceFailed { error } => warn!("{error}"),
         other => debug!("driver: {other:?}"),
     }
 }

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use iotmp_cli::api::BoxFuture;
@@ -21,6 +22,8 @@ pub(crate) struct Listeners {
     pub(crate) tcp: Option<SocketAddr>,
     /// TLS, with its configuration.
     pub(crate) tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// Where to write replay traces, if anywhere.
+    pub(crate) record: Option<PathBuf>,
 }
 
 /// A running server driver.
@@ -48,10 +51,15 @@ impl Driver {
         listeners: Listeners,
         session: SessionConfig,
     ) -> io::Result<Driver> {
-        let Listeners { tcp, tls } = listeners;
+        let Listeners { tcp, tls, record } = listeners;
         let runtime = match runtime {
             RuntimeChoice::Mio => {
-                let options = iotmp_mio::ServerOptions { tcp, tls, session };
+                let options = iotmp_mio::ServerOptions {
+                    tcp,
+                    tls,
+                    session,
+                    record,
+                };
                 return iotmp_mio::serve(options).map(Driver::Mio);
             }
             RuntimeChoice::Smol => iotmp_smol::Runtime::Smol,
@@ -62,6 +70,7 @@ impl Driver {
             tls,
             session,
             runtime,
+            record,
         };
         iotmp_smol::serve(options).map(Driver::Smol)
     }

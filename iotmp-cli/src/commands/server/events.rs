@@ -178,6 +178,7 @@ impl EventLoop {
                 ),
                 None => debug!("sink {sink}: {device} refused to stream {resource:?}: {end:?}"),
             },
+            BrokerEvent::TraceFailed { conn, error } => warn!("connection {conn}: {error}"),
             other => debug!("driver event: {other:?}"),
         }
     }

@@ -158,10 +158,16 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
     let listeners = Listeners {
         tcp: options.tcp,
         tls: options.tls_listen.zip(tls.devices),
+        record: options.record.clone(),
     };
     let driver = Driver::start(options.runtime, listeners, options.session.clone())
         .map_err(|source| bind_error(&options, source))?;
     log_listeners(&driver, &options);
+    // `/iotmp` on the HTTP listener pipes each WebSocket to the plain TCP device listener, so
+    // WebSocket devices get the same sessions. With `--listen off` there is nothing to bridge
+    // to and `/iotmp` answers 404 (an internal listener would serve devices the user turned
+    // off). Certificate auth does not cross the bridge (see `api::serve_with_bridge`).
+    let device_bridge = driver.addresses().0;
 
     let handle = driver.handle();
     let events = driver.events();
@@ -186,9 +192,14 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
                 let shutdown = api_shutdown.clone();
                 let tls = tls.api;
                 spawn("iotmp-server-api", move || {
-                    if let Err(e) =
-                        smol::block_on(api::serve(listener, tls, backend, limits, shutdown))
-                    {
+                    if let Err(e) = smol::block_on(api::serve_with_bridge(
+                        listener,
+                        tls,
+                        backend,
+                        limits,
+                        shutdown,
+                        device_bridge,
+                    )) {
                         warn!("HTTP API: {e}");
                     }
                 })

@@ -118,6 +118,8 @@ pub(crate) struct Options {
     pub(crate) runtime: RuntimeChoice,
     /// Session limits and timers.
     pub(crate) session: SessionConfig,
+    /// Where to write replay traces (`--record`).
+    pub(crate) record: Option<PathBuf>,
 }
 
 /// Resolves and checks the options.
@@ -224,6 +226,7 @@ pub(crate) fn resolve(args: &ServerArgs, config: &ServerConfig) -> Result<Option
         tls,
         runtime: args.runtime.or(config.runtime).unwrap_or_default(),
         session,
+        record: args.record.clone(),
     })
 }
 
