@@ -76,7 +76,17 @@ fn ok(payload: Option<Value>) -> RequestResult {
 fn device_error(code: Option<u64>, text: Option<&str>) -> ErrorInfo {
     ErrorInfo {
         code,
+        has_payload: code.is_some() || text.is_some(),
         text: text.map(str::to_owned),
+    }
+}
+
+/// An ERROR whose payload holds neither a code nor a message (spec §8.5: 500, not 404).
+fn device_error_empty_payload() -> ErrorInfo {
+    ErrorInfo {
+        code: None,
+        text: None,
+        has_payload: true,
     }
 }
 
@@ -92,6 +102,7 @@ impl Fake {
             "action" => ok(None),
             "echo" => ok(input),
             "missing" => Ok(Answer::Error(device_error(None, None))),
+            "opaque" => Ok(Answer::Error(device_error_empty_payload())),
             "broken" => Ok(Answer::Error(device_error(None, Some("sensor failed")))),
             "odd-code" => Ok(Answer::Error(device_error(Some(7), Some("odd")))),
             "busy" => Ok(Answer::Error(device_error(Some(503), Some("busy")))),
@@ -959,6 +970,7 @@ fn device_errors_500_503_504() {
     let server = Server::with(limits, None);
     let get = |name: &str| server.get(&resource(name), Some(ALICE));
     get("broken").assert_error(500, "sensor failed");
+    get("opaque").assert_error(500, "device error");
     get("odd-code").assert_error(500, "odd");
     get("busy").assert_error(503, "busy");
     get("teapot").assert_error(418, "device error");

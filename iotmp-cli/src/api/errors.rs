@@ -92,10 +92,7 @@ impl ApiError {
     }
 
     /// A device's ERROR answer (spec §8.5): a code in 400..=599 is the status; no code and no
-    /// message is the legacy "unknown resource" (404); anything else is 500.
-    ///
-    /// The core hands the API the code and message only ([`ErrorInfo`]), so an ERROR whose
-    /// payload holds neither is treated as "no payload" here.
+    /// payload is the legacy "unknown resource" (404); anything else is 500.
     pub(crate) fn from_device(info: &ErrorInfo) -> Self {
         let text = || info.text.clone().unwrap_or_else(|| DEVICE_ERROR.to_owned());
         match info.code {
@@ -106,7 +103,7 @@ impl ApiError {
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 ApiError::new(status, text())
             }
-            None if info.text.is_none() => ApiError::not_found(UNKNOWN_RESOURCE),
+            None if !info.has_payload => ApiError::not_found(UNKNOWN_RESOURCE),
             _ => ApiError::internal(text()),
         }
     }
@@ -180,6 +177,7 @@ mod tests {
     fn info(code: Option<u64>, text: Option<&str>) -> ErrorInfo {
         ErrorInfo {
             code,
+            has_payload: text.is_some(),
             text: text.map(str::to_owned),
         }
     }

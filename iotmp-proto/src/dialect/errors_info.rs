@@ -22,6 +22,9 @@ pub struct ErrorInfo {
     pub code: Option<u64>,
     /// The human-readable message, if any.
     pub text: Option<String>,
+    /// Whether the ERROR carried a payload at all: spec §8.5 maps an ERROR with neither code
+    /// nor payload to 404 and one with a payload but no usable code to 500.
+    pub has_payload: bool,
 }
 
 impl Dialect {
@@ -70,6 +73,10 @@ impl Dialect {
             .and_then(|m| m.get(KEY_ERROR))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        ErrorInfo { code, text }
+        ErrorInfo {
+            code,
+            text,
+            has_payload: message.payload.is_some(),
+        }
     }
 }

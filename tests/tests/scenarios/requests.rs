@@ -44,6 +44,7 @@ fn error(code: u64, text: &str) -> Answer {
     Answer::Error(ErrorInfo {
         code: Some(code),
         text: Some(text.to_owned()),
+        has_payload: true,
     })
 }
 
@@ -166,6 +167,7 @@ fn requests_device_to_server(dialect: Dialect) {
     let unsupported = Answer::Error(ErrorInfo {
         code: Some(501),
         text: Some("unsupported action".into()),
+        has_payload: true,
     });
     let answers: Vec<_> = s
         .pair
