@@ -905,6 +905,35 @@ fn websockets_and_server_sent_events() {
     assert_eq!(sse.next_data(), "21.5");
     assert_eq!(sse.next_data(), "21.5");
     drop(sse);
+
+    // Multi-resource WebSocket on the resources URL (§8.4): control frames in, tagged data
+    // frames out, an error frame for a subscription the device refuses, the socket stays open.
+    let mut multi = websocket(server.http(), DEV26, alice);
+    let control = |ws: &mut Client, text: &str| ws.send(Message::Text(text.into())).unwrap();
+    control(&mut multi, r#"{"resource":"counter","interval":1}"#);
+    let deadline = Instant::now() + WAIT;
+    let frame: Json =
+        serde_json::from_str(&next_text(&mut multi, deadline).expect("a data frame")).unwrap();
+    assert_eq!(frame["resource"], "counter", "{frame}");
+    assert!(frame["value"].is_u64() && frame["ts"].is_u64(), "{frame}");
+    control(
+        &mut multi,
+        r#"{"resource":"no-such-resource","interval":1}"#,
+    );
+    let error = std::iter::from_fn(|| next_text(&mut multi, deadline))
+        .map(|t| serde_json::from_str::<Json>(&t).unwrap())
+        .find(|f| f.get("error").is_some())
+        .expect("an error frame");
+    assert_eq!(error["resource"], "no-such-resource", "{error}");
+    control(&mut multi, r#"{"resource":"counter","enabled":false}"#);
+    // Once disabled (and what was in flight has arrived), no more counter values come.
+    let settle = Instant::now() + Duration::from_millis(1500);
+    while next_text(&mut multi, settle).is_some() {}
+    assert_eq!(
+        next_text(&mut multi, Instant::now() + Duration::from_millis(2500)),
+        None
+    );
+    drop(multi);
     server.stop();
 }
 
