@@ -290,6 +290,12 @@ fn prepare(name: &str, value: &Value) -> (serde_json::Value, Dyn, Encoded) {
         rmp_serde::from_slice::<Dyn>(&enc.msgpack).unwrap(),
         dyn_value
     );
+    // The same dynamic value written by serde_json is the same JSON document.
+    let json_from_dyn = serde_json::to_vec(&dyn_value).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json_from_dyn).unwrap(),
+        json_value
+    );
     let cbor_back: Dyn = ciborium::from_reader(&enc.cbor[..]).unwrap();
     assert_eq!(widen_floats(&cbor_back), widen_floats(&dyn_value));
     eprintln!(
@@ -318,6 +324,16 @@ fn bench_value(c: &mut Criterion, name: &str, value: &Value) {
         b.iter(|| {
             out.clear();
             serde_json::to_writer(&mut out, black_box(&json_value)).unwrap();
+            black_box(out.len())
+        })
+    });
+    // serde_json writing the same dynamic value type rmp-serde and ciborium write: numbers are
+    // formatted (itoa / ryu) as in any serde_json build, instead of copied from the stored text
+    // of `serde_json::Value` under `arbitrary_precision`.
+    group.bench_function("serde_json_dyn", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&dyn_value)).unwrap();
             black_box(out.len())
         })
     });
