@@ -17,8 +17,6 @@ use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum as _;
@@ -26,6 +24,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::cli::DemoArgs;
+use crate::commands::stop::{SecondSignal, StopSignal};
 use crate::exit::Exit;
 use crate::store::secret::RandomError;
 use crate::store::{OpenMode, Registry, Secret, StoreError};
@@ -164,7 +163,7 @@ impl DemoError {
 pub(crate) fn run(args: &DemoArgs) -> Result<(), DemoError> {
     check_ports(args)?;
     // Before any child exists: a Ctrl-C from here on stops them all cleanly.
-    let stop = StopSignal::install().map_err(DemoError::Signals)?;
+    let stop = StopSignal::install(SecondSignal::Ignored).map_err(DemoError::Signals)?;
     let exe = std::env::current_exe().map_err(|source| DemoError::Spawn {
         what: "the demo".to_owned(),
         exe: PathBuf::from("iotmp"),
@@ -709,25 +708,6 @@ impl Drop for DemoDir {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             warn!("cannot remove {}: {e}; remove it by hand", self.0.display());
         }
-    }
-}
-
-/// Set by SIGINT or SIGTERM. Unlike `iotmp server`, a second signal does not quit at once:
-/// the stop is bounded anyway, and quitting would leave the folder behind.
-struct StopSignal(Arc<AtomicBool>);
-
-impl StopSignal {
-    fn install() -> io::Result<StopSignal> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let flag = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM] {
-            signal_hook::flag::register(signal, Arc::clone(&flag))?;
-        }
-        Ok(StopSignal(flag))
-    }
-
-    fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod encode;
 pub(crate) mod registry;
 pub(crate) mod replay;
 pub(crate) mod server;
+pub(crate) mod stop;
 
 use crate::cli::{Command, DeviceArgs, DeviceVerb};
 use crate::config::Config;

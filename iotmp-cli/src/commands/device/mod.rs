@@ -36,8 +36,6 @@ pub(crate) mod sources;
 pub(crate) mod spec;
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -51,6 +49,7 @@ use self::settings::{Settings, SettingsError};
 use self::sources::Limits;
 use self::spec::{Declarations, Flags, Kind, SpecError};
 use crate::cli::DeviceConnectArgs;
+use crate::commands::stop::{SecondSignal, StopSignal};
 use crate::config::DeviceConfig;
 use crate::exit::Exit;
 use crate::values::RuntimeChoice;
@@ -64,9 +63,6 @@ const DEFAULT_MAX_VALUE: usize = 64 * 1024;
 /// How often the main thread looks at the stop flag: signal handlers may only set a flag, and
 /// a tenth of a second is quick enough for a person pressing Ctrl-C.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
-
-/// The exit status of a second Ctrl-C during shutdown (128 + SIGINT, as shells report it).
-const FORCED_EXIT: i32 = 130;
 
 /// Why `iotmp device` failed.
 #[derive(Debug, Error)]
@@ -140,7 +136,7 @@ pub(crate) fn run(args: &DeviceConnectArgs, config: &DeviceConfig) -> Result<(),
     };
 
     // Before the driver starts: a Ctrl-C during the first attempt must already stop cleanly.
-    let stop = StopSignal::install().map_err(DeviceError::Signals)?;
+    let stop = StopSignal::install(SecondSignal::Exits).map_err(DeviceError::Signals)?;
     let driver = Driver::start(settings.runtime, target, client, built.resources)
         .map_err(DeviceError::start)?;
     let names: Vec<&str> = built.readers.iter().map(|(n, _)| n.as_str()).collect();
@@ -170,7 +166,7 @@ pub(crate) fn run(args: &DeviceConnectArgs, config: &DeviceConfig) -> Result<(),
 
     // The logger ends only when the driver's event channel closes, which the drivers do only
     // once stopped: if that happens before a signal, the driver died on its own.
-    let signalled = stop.wait_unless(|| logger.is_finished());
+    let signalled = stop.wait_unless(|| logger.is_finished(), SIGNAL_POLL);
     if signalled {
         info!("stopping: DISCONNECT if connected (Ctrl-C again to quit at once)");
     }
@@ -331,38 +327,6 @@ const fn runtime_name(runtime: RuntimeChoice) -> &'static str {
         RuntimeChoice::Mio => "mio",
         RuntimeChoice::Smol => "smol",
         RuntimeChoice::AsyncStd => "async-std",
-    }
-}
-
-/// Set by SIGINT or SIGTERM.
-struct StopSignal(Arc<AtomicBool>);
-
-impl StopSignal {
-    fn install() -> io::Result<StopSignal> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let flag = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM] {
-            // Registered first, so it runs before the flag is set: it exits only when the flag
-            // was already set, i.e. on the second signal (a command stuck in a handler must
-            // not hold an impatient user).
-            signal_hook::flag::register_conditional_shutdown(signal, FORCED_EXIT, flag.clone())?;
-            signal_hook::flag::register(signal, flag.clone())?;
-        }
-        Ok(StopSignal(flag))
-    }
-
-    /// Blocks until a signal came (true) or `gone` says there is nothing left to wait for
-    /// (false).
-    fn wait_unless(&self, gone: impl Fn() -> bool) -> bool {
-        loop {
-            if self.0.load(Ordering::SeqCst) {
-                return true;
-            }
-            if gone() {
-                return false;
-            }
-            std::thread::sleep(SIGNAL_POLL);
-        }
     }
 }
 

@@ -30,7 +30,6 @@ pub(crate) mod state;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -44,6 +43,7 @@ use self::events::EventLoop;
 use self::settings::{Options, SettingsError};
 use self::state::{ServerBackend, Shared};
 use crate::cli::ServerArgs;
+use crate::commands::stop::{SecondSignal, StopSignal};
 use crate::config::ServerConfig;
 use crate::exit::Exit;
 use crate::store::{OpenMode, Registry, Store, StoreError};
@@ -52,9 +52,6 @@ use crate::values::RuntimeChoice;
 /// How often the main thread looks at the stop flag and at the other threads: signal handlers
 /// may only set a flag, and a tenth of a second is quick enough for a person pressing Ctrl-C.
 const POLL: Duration = Duration::from_millis(100);
-
-/// The exit status of a second Ctrl-C during shutdown (128 + SIGINT, as shells report it).
-const FORCED_EXIT: i32 = 130;
 
 /// The API's backstop for a device answer, beyond the driver's own request timeout: the
 /// driver answers first (504 "device timeout"), this only covers a driver that never does.
@@ -154,7 +151,7 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
         })
         .transpose()?;
     // Before the driver starts: a Ctrl-C from here on stops cleanly.
-    let stop = StopSignal::install().map_err(ServerError::Signals)?;
+    let stop = StopSignal::install(SecondSignal::Exits).map_err(ServerError::Signals)?;
     let listeners = Listeners {
         tcp: options.tcp,
         tls: options.tls_listen.zip(tls.devices),
@@ -302,27 +299,6 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<JoinHan
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(work)
-}
-
-/// Set by SIGINT or SIGTERM (the same arrangement as `iotmp device`).
-struct StopSignal(Arc<AtomicBool>);
-
-impl StopSignal {
-    fn install() -> io::Result<StopSignal> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let flag = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM] {
-            // Registered first, so it runs before the flag is set: it exits only when the flag
-            // was already set, i.e. on the second signal.
-            signal_hook::flag::register_conditional_shutdown(signal, FORCED_EXIT, flag.clone())?;
-            signal_hook::flag::register(signal, flag.clone())?;
-        }
-        Ok(StopSignal(flag))
-    }
-
-    fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
 #[cfg(test)]
