@@ -26,6 +26,7 @@ use crate::message::{AuthType, Message, MessageType, StreamKind};
 use crate::outcome::Outcome;
 use crate::pson::Flavour;
 use crate::session::outbox::Outbox;
+use crate::session::recording::Recording;
 use crate::session::requests::{OwnTable, Resolution, StreamEnd};
 use crate::session::{
     Answer, CloseReason, CommandError, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_MAX_REQUESTS,
@@ -216,10 +217,7 @@ pub struct ServerSession {
     held_input: Vec<u8>,
     /// A DISCONNECT of ours awaits its OK.
     disconnecting: Option<u16>,
-    /// The time of the latest input or command, which stamps outputs in a trace.
-    trace_now: Instant,
-    #[cfg(feature = "serde")]
-    trace: Option<Box<crate::trace::TraceWriter>>,
+    recording: Recording,
 }
 
 impl ServerSession {
@@ -244,9 +242,7 @@ impl ServerSession {
             last_frame: now,
             held_input: Vec::new(),
             disconnecting: None,
-            trace_now: now,
-            #[cfg(feature = "serde")]
-            trace: None,
+            recording: Recording::new(now),
         }
     }
 
@@ -256,16 +252,13 @@ impl ServerSession {
     pub fn start_trace(&mut self) {
         let config = crate::trace::server_config_json(&self.config, &self.transport);
         let header = crate::trace::TraceWriter::header("server", &config, None, self.accepted_at);
-        self.trace = Some(Box::new(header));
+        self.recording.start(header);
     }
 
     /// Takes the trace text recorded since the last call (empty when not recording).
     #[cfg(feature = "serde")]
     pub fn take_trace(&mut self) -> String {
-        self.trace
-            .as_deref_mut()
-            .map(crate::trace::TraceWriter::take)
-            .unwrap_or_default()
+        self.recording.take()
     }
 
     // ----- getters -------------------------------------------------------------------------
@@ -313,7 +306,7 @@ impl ServerSession {
     /// Bytes arrived from the transport.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         record_input!(self, input(now, bytes));
-        self.trace_now = now;
+        self.recording.now = now;
         match self.phase {
             Phase::Closed => {}
             Phase::Authenticating { .. } => self.hold(bytes),
@@ -324,7 +317,7 @@ impl ServerSession {
     /// The clock reached a deadline given by `poll_timeout` (spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         record_input!(self, timeout(now));
-        self.trace_now = now;
+        self.recording.now = now;
         match self.phase {
             Phase::Closed => {}
             Phase::AwaitConnect | Phase::Authenticating { .. } => {
@@ -350,7 +343,7 @@ impl ServerSession {
     /// The transport ended.
     pub fn handle_eof(&mut self, now: Instant) {
         record_input!(self, eof(now));
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -368,7 +361,7 @@ impl ServerSession {
     /// arrived meanwhile is processed.
     pub fn accept(&mut self, now: Instant) -> Result<(), CommandError> {
         record_command!(self, now, crate::trace::ServerCommand::Accept);
-        self.trace_now = now;
+        self.recording.now = now;
         let Phase::Authenticating { connect_id } = self.phase else {
             return Err(self.not_pending());
         };
@@ -385,7 +378,7 @@ impl ServerSession {
     /// Refuses the pending CONNECT with "bad credentials" and closes.
     pub fn reject(&mut self, now: Instant) -> Result<(), CommandError> {
         record_command!(self, now, crate::trace::ServerCommand::Reject);
-        self.trace_now = now;
+        self.recording.now = now;
         let Phase::Authenticating { connect_id } = self.phase else {
             return Err(self.not_pending());
         };
@@ -410,7 +403,7 @@ impl ServerSession {
                 input: input.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         let mut m = Message::new(MessageType::Run).with_resource(resource);
         m.payload = input;
         self.request(now, m)
@@ -425,7 +418,7 @@ impl ServerSession {
                 resource: resource.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         let mut m = Message::new(MessageType::Describe);
         m.resource = resource;
         self.copy_resource_for_v1(&mut m);
@@ -448,7 +441,7 @@ impl ServerSession {
                 interval_ms
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         self.check_established()?;
         self.own.check_capacity(true)?;
         let id = self.own.allocate(|_| false)?;
@@ -474,7 +467,7 @@ impl ServerSession {
             now,
             crate::trace::ServerCommand::ReconfigureStream { id, interval_ms }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         self.check_established()?;
         if !self.own.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
@@ -488,7 +481,7 @@ impl ServerSession {
     /// Stops a stream; [`ServerEvent::StreamClosed`] follows the device's answer.
     pub fn stop_stream(&mut self, now: Instant, id: u16) -> Result<(), CommandError> {
         record_command!(self, now, crate::trace::ServerCommand::StopStream { id });
-        self.trace_now = now;
+        self.recording.now = now;
         self.check_established()?;
         if !self.own.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
@@ -508,7 +501,7 @@ impl ServerSession {
                 reason: reason.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -526,7 +519,7 @@ impl ServerSession {
     pub fn send_unchecked(&mut self, message: &Message) -> Result<(), CommandError> {
         record_command!(
             self,
-            self.trace_now,
+            self.recording.now,
             crate::trace::ServerCommand::SendUnchecked(message.clone())
         );
         self.check_established()?;
@@ -537,7 +530,7 @@ impl ServerSession {
     /// Closes without a DISCONNECT.
     pub fn close_now(&mut self, now: Instant) {
         record_command!(self, now, crate::trace::ServerCommand::CloseNow);
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase != Phase::Closed {
             self.close(CloseReason::LocalClose);
         }
@@ -547,23 +540,17 @@ impl ServerSession {
 
     /// Appends every byte waiting to be sent to `buf`; returns how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        #[cfg(feature = "serde")]
         let start = buf.len();
         let n = self.outbox.drain_into(buf);
-        record_input!(
-            self,
-            output(self.trace_now, buf.get(start..).unwrap_or_default())
-        );
+        self.recording.output(buf, start);
         n
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         let event = self.events.pop_front();
-        #[cfg(feature = "serde")]
-        if let (Some(e), Some(trace)) = (&event, self.trace.as_deref_mut()) {
-            trace.event(self.trace_now, e);
-        }
+        self.recording
+            .event(event.as_ref().map(|e| e as &dyn core::fmt::Debug));
         event
     }
 

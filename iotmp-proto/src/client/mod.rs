@@ -34,6 +34,7 @@ use crate::message::{AuthType, Message, MessageType};
 use crate::outcome::Outcome;
 use crate::pson::Flavour;
 use crate::session::outbox::Outbox;
+use crate::session::recording::Recording;
 use crate::session::requests::{OwnTable, Resolution};
 use crate::session::{
     Answer, CloseReason, CommandError, DEFAULT_KEEP_ALIVE_SECS, DEFAULT_MAX_REQUESTS,
@@ -312,10 +313,7 @@ pub struct Client {
     disconnect_id: Option<u16>,
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     created_at: Instant,
-    /// The time of the latest input or command, which stamps outputs in a trace.
-    trace_now: Instant,
-    #[cfg(feature = "serde")]
-    trace: Option<Box<crate::trace::TraceWriter>>,
+    recording: Recording,
 }
 
 impl Client {
@@ -353,9 +351,7 @@ impl Client {
             awaiting_traffic: false,
             disconnect_id: None,
             created_at: now,
-            trace_now: now,
-            #[cfg(feature = "serde")]
-            trace: None,
+            recording: Recording::new(now),
             config,
         };
         let id = own.allocate(|_| false)?;
@@ -412,16 +408,13 @@ impl Client {
         let resources = crate::trace::resources_json(&self.resources);
         let header =
             crate::trace::TraceWriter::header("client", &config, Some(&resources), self.created_at);
-        self.trace = Some(Box::new(header));
+        self.recording.start(header);
     }
 
     /// Takes the trace text recorded since the last call (empty when not recording).
     #[cfg(feature = "serde")]
     pub fn take_trace(&mut self) -> String {
-        self.trace
-            .as_deref_mut()
-            .map(crate::trace::TraceWriter::take)
-            .unwrap_or_default()
+        self.recording.take()
     }
 
     // ----- getters -------------------------------------------------------------------------
@@ -469,7 +462,7 @@ impl Client {
     /// Bytes arrived from the transport.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         record_input!(self, input(now, bytes));
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -491,7 +484,7 @@ impl Client {
     /// The clock reached a deadline given by `poll_timeout` (spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
         record_input!(self, timeout(now));
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -530,7 +523,7 @@ impl Client {
     /// The transport ended.
     pub fn handle_eof(&mut self, now: Instant) {
         record_input!(self, eof(now));
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return;
         }
@@ -559,7 +552,7 @@ impl Client {
                 result: result.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -609,7 +602,7 @@ impl Client {
                 value: value.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -667,7 +660,7 @@ impl Client {
                 resource: resource.to_owned()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         self.stream_inner(resource)
     }
 
@@ -700,7 +693,7 @@ impl Client {
                 value: value.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         self.check_connected()?;
         let dialect = self.config.dialect;
         let Some(entry) = self.streams.event_stream_mut(resource) else {
@@ -734,7 +727,7 @@ impl Client {
                 fire_and_forget
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         let mut m = Message::new(MessageType::Run).with_resource(resource);
         m.payload = input;
         self.request(now, m, fire_and_forget)
@@ -758,7 +751,7 @@ impl Client {
                 payload: payload.clone()
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         let dialect = self.config.dialect;
         let mut m = Message::new(MessageType::Run).with_resource(target);
         m.payload = payload;
@@ -787,7 +780,7 @@ impl Client {
                 wait_for_ok
             }
         );
-        self.trace_now = now;
+        self.recording.now = now;
         if self.phase == Phase::Closed {
             return Err(CommandError::Closed);
         }
@@ -814,7 +807,7 @@ impl Client {
     pub fn send_unchecked(&mut self, message: &Message) -> Result<(), CommandError> {
         record_command!(
             self,
-            self.trace_now,
+            self.recording.now,
             crate::trace::ClientCommand::SendUnchecked(message.clone())
         );
         self.check_connected()?;
@@ -825,7 +818,7 @@ impl Client {
     /// Closes without a DISCONNECT.
     pub fn close_now(&mut self, now: Instant) {
         record_command!(self, now, crate::trace::ClientCommand::CloseNow);
-        self.trace_now = now;
+        self.recording.now = now;
         self.close(CloseReason::LocalClose);
     }
 
@@ -833,23 +826,17 @@ impl Client {
 
     /// Appends every byte waiting to be sent to `buf`; returns how many.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        #[cfg(feature = "serde")]
         let start = buf.len();
         let n = self.outbox.drain_into(buf);
-        record_input!(
-            self,
-            output(self.trace_now, buf.get(start..).unwrap_or_default())
-        );
+        self.recording.output(buf, start);
         n
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         let event = self.events.pop_front();
-        #[cfg(feature = "serde")]
-        if let (Some(e), Some(trace)) = (&event, self.trace.as_deref_mut()) {
-            trace.event(self.trace_now, e);
-        }
+        self.recording
+            .event(event.as_ref().map(|e| e as &dyn core::fmt::Debug));
         event
     }
 

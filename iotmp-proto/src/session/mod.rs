@@ -2,6 +2,7 @@
 //! the table of one's own outstanding requests, and the outgoing byte queue.
 
 pub(crate) mod outbox;
+pub(crate) mod recording;
 pub(crate) mod requests;
 
 pub use requests::StreamEnd;
@@ -159,7 +160,7 @@ macro_rules! record_command {
     ($session:expr, $now:expr, $command:expr) => {
         #[cfg(feature = "serde")]
         {
-            if let Some(trace) = $session.trace.as_deref_mut() {
+            if let Some(trace) = $session.recording.trace.as_deref_mut() {
                 let (name, args) = $command.to_json();
                 trace.command($now, name, &args);
             }
@@ -173,7 +174,7 @@ macro_rules! record_input {
     ($session:expr, $($call:tt)*) => {
         #[cfg(feature = "serde")]
         {
-            if let Some(trace) = $session.trace.as_deref_mut() {
+            if let Some(trace) = $session.recording.trace.as_deref_mut() {
                 trace.$($call)*;
             }
         }
