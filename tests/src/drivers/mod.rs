@@ -15,6 +15,7 @@ use iotmp_proto::fanout::SinkId;
 use iotmp_proto::server::ServerConfig;
 use iotmp_proto::{ClientConfig, DeviceResources, DriverEvent, Value};
 
+mod adapters;
 pub mod certs;
 pub mod mio;
 pub mod smol;
