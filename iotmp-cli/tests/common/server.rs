@@ -479,7 +479,16 @@ pub(crate) type Client = WebSocket<TcpStream>;
 
 /// Opens a WebSocket with a bearer token; panics unless the server answers 101.
 pub(crate) fn websocket(addr: SocketAddr, path: &str, token: &str) -> Client {
-    let stream = TcpStream::connect(addr).unwrap();
+    websocket_over(TcpStream::connect(addr).unwrap(), addr, path, token)
+}
+
+/// [`websocket`] over a socket the caller connected (with its own socket options).
+pub(crate) fn websocket_over(
+    stream: TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) -> Client {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
     request
