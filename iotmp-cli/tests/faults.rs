@@ -345,3 +345,154 @@ fn a_silent_device_expires_at_its_keep_alive() {
     wait_offline(&server, &registry.alice, "silent");
     server.stop();
 }
+
+// ----- a slow WebSocket next to a fast one -----------------------------------------------------------
+
+/// A socket to `addr` with a 4 KiB receive buffer, set before connecting so that the window
+/// the server sees stays small.
+fn small_window_socket(addr: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+    connect(&fd, &addr).unwrap();
+    TcpStream::from(fd)
+}
+
+/// Two WebSockets on the same device resource: one never reads (a 4 KiB receive buffer, so
+/// TCP pushes back at once), the other reads. The device pushes 300 values of 32 KiB (9.6 MB,
+/// more than the slow socket's queue, the server's send buffer and the client's receive buffer
+/// can hold together), each only after the fast socket got the previous one: the fast socket
+/// receives every value in order, the device is never stalled (a RUN is answered meanwhile),
+/// and the slow sink's loss is counted (logged when its socket closes).
+#[test]
+fn a_slow_websocket_loses_its_oldest_values_and_stalls_nothing() {
+    const VALUES: u64 = 300;
+    let registry = Registry::new(&["alice/streamer"]);
+    let mut server = Server::start(&registry, &[]);
+    let path = "/v3/users/alice/devices/streamer/resources/alarm";
+    let mut fast = Stream::open(&server, &registry);
+    let slow = websocket_over(
+        small_window_socket(server.http()),
+        server.http(),
+        path,
+        &registry.alice,
+    );
+    let padding = "x".repeat(32 * 1024);
+    for i in 0..VALUES {
+        let value = format!("{i}:{padding}");
+        fast.device
+            .stream_value("alarm", Value::from(value.as_str()));
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let text = next_text(&mut fast.ws, deadline)
+                .unwrap_or_else(|| panic!("value {i} did not reach the fast socket"));
+            if text == "\"quiet\"" {
+                continue;
+            }
+            assert_eq!(text, format!("\"{value}\""), "value {i} in order");
+            break;
+        }
+        if i == VALUES / 2 {
+            let reply = server.get(
+                "/v3/users/alice/devices/streamer/resources/temp",
+                Some(&registry.alice),
+            );
+            assert_eq!(reply.ok(), serde_json::json!(21.5));
+        }
+    }
+    fast.check(VALUES);
+    drop(slow);
+    server.wait_for_log("values dropped in total");
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("values dropped in total"))
+        .unwrap();
+    assert!(line.contains("alice/streamer"), "{line}");
+    server.stop();
+}
+
+// ----- a hard kill while recorders run ---------------------------------------------------------------
+
+/// A recorder stores every value of a device that keeps streaming; the server is killed with
+/// SIGKILL mid-run and started again on the same registry. Every row the buckets API returned
+/// before the kill (those are committed: the API reads the registry connection, which the
+/// writer holds for a whole transaction) is still there afterwards, unchanged and in order, and
+/// recording goes on. See "Durability of recorded data" in DECISIONS.md.
+#[test]
+fn rows_acknowledged_before_a_kill_survive_it() {
+    let registry = Registry::new(&["alice/streamer"]);
+    let (code, _, err) = registry.run(&[
+        "recorder",
+        "add",
+        "alice/streamer",
+        "alarm",
+        "--every",
+        "0",
+        "--bucket",
+        "alarms",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let data = "/v3/users/alice/buckets/alarms/data?limit=10000";
+    let mut server = Server::start(&registry, &[]);
+    let tcp = server.tcp.unwrap().to_string();
+    let device = device(&server, &registry, "alice/streamer", Dialect::Draft2026);
+    server.wait_online("alice", "streamer", &registry.alice);
+    server.wait_for_log("recorder 1:");
+
+    // The device streams from another thread throughout, kill included.
+    let pushing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pusher = {
+        let pushing = pushing.clone();
+        let device = std::sync::Arc::new(device);
+        let handle = device.clone();
+        let thread = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while pushing.load(std::sync::atomic::Ordering::Relaxed) {
+                handle.stream_value("alarm", Value::UInt(i));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        (thread, device)
+    };
+
+    let mut acknowledged = Vec::new();
+    eventually("200 recorded rows", || {
+        acknowledged = server
+            .get(data, Some(&registry.alice))
+            .ok()
+            .as_array()
+            .unwrap()
+            .clone();
+        acknowledged.len() >= 200
+    });
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        kill_process(Pid::from_child(&server.child), Signal::KILL).unwrap();
+    }
+    assert_eq!(server.wait(), -1, "killed by the signal");
+    drop(server);
+
+    let server = Server::start(&registry, &["--listen", &tcp]);
+    server.wait_online("alice", "streamer", &registry.alice);
+    let mut after = Vec::new();
+    eventually("recording again after the restart", || {
+        after = server
+            .get(data, Some(&registry.alice))
+            .ok()
+            .as_array()
+            .unwrap()
+            .clone();
+        after.len() > acknowledged.len() + 10
+    });
+    assert_eq!(
+        &after[..acknowledged.len()],
+        &acknowledged[..],
+        "every acknowledged row, unchanged and first"
+    );
+    pushing.store(false, std::sync::atomic::Ordering::Relaxed);
+    pusher.0.join().unwrap();
+    drop(pusher.1);
+    server.stop();
+}
