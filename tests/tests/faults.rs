@@ -247,6 +247,9 @@ fn devices_reconnect_after_a_restart_without_a_herd() {
         })
         .max()
         .unwrap_or(0);
+    eprintln!(
+        "reconnects: first {earliest:?} after the shutdown, span {span:?}, densest {tenth:?}: {densest}"
+    );
     assert!(
         densest <= CROWD / 2,
         "{densest} of {CROWD} reconnects within {tenth:?}: {arrivals:?}"
