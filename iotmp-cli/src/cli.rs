@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use iotmp_proto::admission::IpPrefix;
+
 use crate::store::names::DevicePath;
 use crate::values::{
     ByteSize, DialectChoice, Listen, PsonChoice, RuntimeChoice, Span, WireDialect,
@@ -574,6 +576,151 @@ pub(crate) struct ServerArgs {
         help_heading = "Sessions"
     )]
     pub(crate) request_timeout: Option<Span>,
+
+    /// Device connections open at once (TCP, TLS and /iotmp together, authenticated or not); a
+    /// new one beyond is closed at once, unread; 0 = no cap [default: 10000]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_connections: Option<usize>,
+
+    /// Device connections one source may open per second, sustained (an IPv4 address, or an
+    /// IPv6 /64); beyond, new ones are closed at once; 0 = no rate limit [default: 20]
+    #[arg(
+        long,
+        env = "IOTMP_RATE_LIMIT",
+        value_name = "PER_SEC",
+        help_heading = "Limits"
+    )]
+    pub(crate) rate_limit: Option<u32>,
+
+    /// Device connections one source may open in a burst above --rate-limit [default: 50]
+    #[arg(
+        long,
+        env = "IOTMP_RATE_BURST",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) rate_burst: Option<u32>,
+
+    /// Failed authentications (refused credentials, no or malformed CONNECT) within
+    /// --failure-window after which a source is banned; 0 = never ban [default: 10]
+    #[arg(
+        long,
+        env = "IOTMP_BAN_AFTER",
+        value_name = "FAILURES",
+        help_heading = "Limits"
+    )]
+    pub(crate) ban_after: Option<u32>,
+
+    /// How long failed authentications count towards --ban-after [default: 60s]
+    #[arg(
+        long,
+        env = "IOTMP_FAILURE_WINDOW",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) failure_window: Option<Span>,
+
+    /// How long a banned source's connections are closed at once [default: 5m]
+    #[arg(
+        long,
+        env = "IOTMP_BAN_TIME",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) ban_time: Option<Span>,
+
+    /// Sources whose rate and failures are remembered (a fixed memory bound); the least
+    /// recently seen is forgotten first [default: 65536]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_SOURCES",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_sources: Option<usize>,
+
+    /// Sources never rate-limited nor banned: addresses or prefixes, comma-separated
+    /// (127.0.0.1, 10.0.0.0/8, fd00::/8) [default: none]
+    #[arg(
+        long,
+        env = "IOTMP_ALLOW",
+        value_name = "PREFIX,...",
+        value_delimiter = ',',
+        help_heading = "Limits"
+    )]
+    pub(crate) allow: Vec<IpPrefix>,
+
+    /// Largest frame body a device may send (spec 7.1); a larger header closes the connection
+    /// [default: 256KiB]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_FRAME",
+        value_name = "SIZE",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_frame: Option<ByteSize>,
+
+    /// Streams the server opens on one device (spec 7.1); more sinks answer 503 [default: 64]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_STREAMS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_streams: Option<usize>,
+
+    /// Outstanding requests to one device (spec 7.1); more answer 503 [default: 64]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_REQUESTS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_requests: Option<usize>,
+
+    /// Bytes queued for one device: requests answer 503 once half is queued, and a device
+    /// that sends without reading beyond it is closed [default: 1MiB]
+    #[arg(
+        long,
+        env = "IOTMP_MAX_OUTGOING",
+        value_name = "SIZE",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_outgoing: Option<ByteSize>,
+
+    /// Largest HTTP request body (a RUN input); larger ones answer 400 [default: 256KiB]
+    #[arg(
+        long,
+        env = "IOTMP_HTTP_MAX_BODY",
+        value_name = "SIZE",
+        help_heading = "Limits"
+    )]
+    pub(crate) http_max_body: Option<ByteSize>,
+
+    /// HTTP connections open at once (requests, WebSockets, SSE); beyond, new ones are closed
+    /// at once [default: 1024]
+    #[arg(
+        long,
+        env = "IOTMP_HTTP_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) http_max_connections: Option<usize>,
+
+    /// Values queued per WebSocket/SSE stream; a client that reads slower loses the oldest
+    /// (counted and logged), never slowing the device or other clients [default: 64]
+    #[arg(
+        long,
+        env = "IOTMP_SINK_QUEUE",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) sink_queue: Option<usize>,
 }
 
 /// `iotmp demo`: a throwaway server and devices. Deliberately no `IOTMP_*` variables nor

@@ -96,6 +96,36 @@ pub(crate) struct ServerConfig {
     pub(crate) auth_deadline: Option<Span>,
     /// `--request-timeout`.
     pub(crate) request_timeout: Option<Span>,
+    /// `--max-connections`.
+    pub(crate) max_connections: Option<usize>,
+    /// `--rate-limit`.
+    pub(crate) rate_limit: Option<u32>,
+    /// `--rate-burst`.
+    pub(crate) rate_burst: Option<u32>,
+    /// `--ban-after`.
+    pub(crate) ban_after: Option<u32>,
+    /// `--failure-window`.
+    pub(crate) failure_window: Option<Span>,
+    /// `--ban-time`.
+    pub(crate) ban_time: Option<Span>,
+    /// `--max-sources`.
+    pub(crate) max_sources: Option<usize>,
+    /// `--allow`: a list of addresses or prefixes.
+    pub(crate) allow: Option<Vec<String>>,
+    /// `--max-frame`.
+    pub(crate) max_frame: Option<ByteSize>,
+    /// `--max-streams`.
+    pub(crate) max_streams: Option<usize>,
+    /// `--max-requests`.
+    pub(crate) max_requests: Option<usize>,
+    /// `--max-outgoing`.
+    pub(crate) max_outgoing: Option<ByteSize>,
+    /// `--http-max-body`.
+    pub(crate) http_max_body: Option<ByteSize>,
+    /// `--http-max-connections`.
+    pub(crate) http_max_connections: Option<usize>,
+    /// `--sink-queue`.
+    pub(crate) sink_queue: Option<usize>,
 }
 
 /// `[device]`: the options of `iotmp device` (same names as the long options), plus resource

@@ -1698,3 +1698,24 @@ fn backends_without_data_answer_501() {
     shutdown.trigger();
     thread.join().unwrap().unwrap();
 }
+
+/// A WebSocket client message above the API's limit (64 KiB) closes the socket with 1009
+/// ("message too big") instead of being buffered whole.
+#[test]
+fn websocket_messages_over_the_limit_close_with_1009() {
+    use tungstenite::protocol::frame::coding::CloseCode;
+    let server = Server::start();
+    let mut ws = websocket(server.addr, &resource("temp"), Some(ALICE)).unwrap();
+    let _ = ws.send(Message::text("x".repeat(65 * 1024)));
+    let deadline = Instant::now() + TIMEOUT;
+    let code = loop {
+        assert!(Instant::now() < deadline, "no close frame in time");
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame.map(|f| f.code),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Size));
+    server.stop();
+}

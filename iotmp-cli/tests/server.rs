@@ -967,3 +967,166 @@ fn record_writes_replayable_traces() {
         assert!(out.contains("ticks"), "{name}: {out}");
     }
 }
+
+// ----- admission: a credential brute force -----------------------------------------------------
+
+/// A TCP connection from `source` (any address of 127.0.0.0/8 is local) to `to`.
+fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let socket = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&socket, &SocketAddr::from((source, 0))).unwrap();
+    connect(&socket, &to).unwrap();
+    TcpStream::from(socket)
+}
+
+/// The first byte the server sends after our CONNECT (0x01 OK, 0x02 ERROR), or `None` when it
+/// closes without a byte.
+fn connect_reaction(source: [u8; 4], to: SocketAddr, credentials: [&str; 3]) -> Option<u8> {
+    let mut stream = connect_from(source, to);
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let connect = iotmp_proto::Message::new(iotmp_proto::MessageType::Connect)
+        .with_stream_id(1)
+        .with_payload(Value::Array(credentials.map(Value::from).to_vec()));
+    let mut bytes = Vec::new();
+    Dialect::Draft2026
+        .encode(&connect, iotmp_proto::Flavour::V2, &mut bytes)
+        .unwrap();
+    // A connection closed at once may be reset before or after this write: the read tells.
+    let _ = stream.write_all(&bytes);
+    let mut first = [0u8; 1];
+    match stream.read(&mut first) {
+        Ok(0) => None,
+        Ok(_) => Some(first[0]),
+        Err(e) => {
+            let kind = e.kind();
+            assert!(
+                !matches!(
+                    kind,
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the server neither answered nor closed in time"
+            );
+            None
+        }
+    }
+}
+
+/// A device on a raw socket from `source`, run by the sans-IO `Device` on its own thread until
+/// `stop` is set: it has an output `ticks`.
+fn raw_device(
+    source: [u8; 4],
+    to: SocketAddr,
+    user: &str,
+    device: &str,
+    credential: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<bool> {
+    let config = ClientConfig::new(Dialect::Draft2026, user, device, credential);
+    std::thread::spawn(move || {
+        let resources = DeviceResources::new().output("ticks", || Ok(Value::from(42u64)));
+        let epoch = Instant::now();
+        let now = || iotmp_proto::Instant::from_elapsed(epoch.elapsed());
+        let mut device = iotmp_proto::Device::new(config, resources, now()).unwrap();
+        let mut stream = connect_from(source, to);
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let (mut out, mut buf, mut connected) = (Vec::new(), [0u8; 4096], false);
+        while !stop.load(Ordering::Relaxed) {
+            device.poll_transmit(&mut out);
+            if stream.write_all(&out).is_err() {
+                break;
+            }
+            out.clear();
+            while let Some(event) = device.poll_event() {
+                connected |= event == iotmp_proto::ClientEvent::Connected;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => device.handle_input(now(), &buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+            if device.poll_timeout().is_some_and(|(at, _)| at <= now()) {
+                device.handle_timeout(now());
+            }
+        }
+        connected
+    })
+}
+
+/// A script of wrong-credential CONNECTs from one address is banned after `--ban-after`
+/// failures: its connections are then closed at once, without an answer. Meanwhile a device
+/// from another address connects and is served, and the ban ends after `--ban-time`.
+#[test]
+fn a_credential_brute_force_is_banned() {
+    let registry = Registry::new(&["alice/dev01", "alice/dev02"]);
+    let server = Server::start(
+        &registry,
+        &[
+            "--ban-after",
+            "5",
+            "--failure-window",
+            "60s",
+            "--ban-time",
+            "2s",
+        ],
+    );
+    let devices = server.tcp.unwrap();
+    let attacker = [127, 0, 0, 3];
+    let mut answered = 0;
+    let mut closed = 0;
+    for i in 0..30 {
+        let guess = format!("guess-{i}");
+        match connect_reaction(attacker, devices, ["alice", "dev01", &guess]) {
+            Some(0x02) => {
+                assert_eq!(closed, 0, "an ERROR after the ban started");
+                answered += 1;
+            }
+            None => closed += 1,
+            other => panic!("unexpected first byte {other:?}"),
+        }
+    }
+    let banned_at = Instant::now();
+    assert_eq!(answered, 5, "five refused guesses, then the ban");
+    assert_eq!(closed, 25);
+
+    // Another address is served during the ban: a device connects and answers a RUN.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let good = raw_device(
+        [127, 0, 0, 2],
+        devices,
+        "alice",
+        "dev02",
+        registry.credential("alice/dev02"),
+        stop.clone(),
+    );
+    server.wait_online("alice", "dev02", &registry.alice);
+    let reply = server.get(
+        "/v3/users/alice/devices/dev02/resources/ticks",
+        Some(&registry.alice),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!(42));
+    // Even the right credential is turned away from the banned address.
+    if banned_at.elapsed() < Duration::from_millis(1500) {
+        let right = registry.credential("alice/dev01");
+        assert_eq!(
+            connect_reaction(attacker, devices, ["alice", "dev01", right]),
+            None
+        );
+    }
+    let log = server.stderr();
+    assert!(log.contains("banned 127.0.0.3 for 2s"), "{log}");
+
+    // The ban ends after its window.
+    let right = registry.credential("alice/dev01").to_owned();
+    eventually("the ban to end", || {
+        connect_reaction(attacker, devices, ["alice", "dev01", &right]) == Some(0x01)
+    });
+    stop.store(true, Ordering::Relaxed);
+    assert!(good.join().unwrap(), "the good device was connected");
+    let log = server.stop();
+    assert!(log.contains("refused"), "{log}");
+}

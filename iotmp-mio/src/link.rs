@@ -139,6 +139,11 @@ impl Links {
         Some(eof.and_then(|eof| link.flush(self.poll.registry(), id).map(|()| eof)))
     }
 
+    /// True when open link `id` still holds bytes its socket did not take.
+    pub(crate) fn backlogged(&self, id: usize) -> bool {
+        self.open.get(&id).is_some_and(|l| !l.out.is_empty())
+    }
+
     /// Writes `bytes` to link `id`: at once as far as the socket takes them, the rest when
     /// it is writable again.
     pub(crate) fn send(&mut self, id: usize, bytes: &[u8]) -> io::Result<()> {

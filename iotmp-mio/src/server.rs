@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use async_channel::{Receiver, Sender, TryRecvError};
+use iotmp_proto::admission::AdmissionConfig;
 use iotmp_proto::broker::{Broker, BrokerEvent, ConnId};
 use iotmp_proto::control::{Command, Controller, RequestResult, SubscribeResult};
 use iotmp_proto::fanout::SinkId;
@@ -34,6 +35,9 @@ pub struct ServerOptions {
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     /// Session limits and timers.
     pub session: ServerConfig,
+    /// Who may connect: connection cap, rate per source, bans after failed authentication.
+    /// Default [`AdmissionConfig::default`].
+    pub admission: AdmissionConfig,
     /// Writes a replay trace of every connection to this directory (created if missing), one
     /// file per connection when it closes (`<role>-<n>-<unix ms>.trace`); a write
     /// error comes as [`BrokerEvent::TraceFailed`]. Default none.
@@ -46,6 +50,7 @@ impl Default for ServerOptions {
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 25204))),
             tls: None,
             session: ServerConfig::default(),
+            admission: AdmissionConfig::default(),
             record: None,
         }
     }
@@ -191,7 +196,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let tls_addr = tls.transpose()?;
     let (commands_tx, commands) = async_channel::unbounded();
     let (events_tx, events) = async_channel::unbounded();
-    let mut broker = Broker::new(options.session);
+    let mut broker = Broker::with_admission(options.session, options.admission);
     broker.set_recording(options.record.is_some());
     let driver = ServerLoop {
         _waker: waker.clone(),
@@ -258,6 +263,8 @@ impl ServerLoop {
                         if read.is_some_and(|r| !matches!(r, Ok(false))) {
                             broker.handle_eof(now, conn);
                         }
+                        // The socket took its backlog: the session's queue may follow.
+                        self.transmit(now, conn, &mut out);
                     }
                 }
             }
@@ -272,8 +279,8 @@ impl ServerLoop {
             return;
         };
         loop {
-            let tcp = match listener.socket.accept() {
-                Ok((tcp, _)) => tcp,
+            let (tcp, peer) = match listener.socket.accept() {
+                Ok((tcp, peer)) => (tcp, peer),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // WouldBlock, or out of descriptors and the like: wait for the next connection.
                 Err(_) => return,
@@ -288,7 +295,14 @@ impl ServerLoop {
             if let Ok(id) = self.links.add(tcp, tls, false) {
                 // TLS connections learn their transport when the handshake finished.
                 let broker = self.controller.broker();
-                broker.open(now, id as ConnId, TransportInfo::default());
+                let info = TransportInfo::default();
+                if broker
+                    .try_open(now, id as ConnId, Some(peer.ip()), info)
+                    .is_err()
+                {
+                    // Refused: closed before a byte is read or written.
+                    self.links.abort(id);
+                }
             }
         }
     }
@@ -312,11 +326,29 @@ impl ServerLoop {
         }
     }
 
+    /// Moves `conn`'s queued bytes to its socket once the socket has no backlog.
+    fn transmit(&mut self, now: Instant, conn: ConnId, out: &mut Vec<u8>) {
+        let broker = self.controller.broker();
+        if self.links.backlogged(token(conn)) || broker.pending_output(conn) == 0 {
+            return;
+        }
+        broker.poll_transmit(conn, out);
+        if self.links.send(token(conn), out).is_err() {
+            broker.handle_eof(now, conn);
+        }
+        out.clear();
+    }
+
     /// Moves the core's output to the sockets and the application.
     fn drain(&mut self, out: &mut Vec<u8>) {
         let now = self.links.now();
         let broker = self.controller.broker();
         while let Some(conn) = broker.poll_dirty() {
+            // A socket with a backlog takes nothing more: the bytes wait in the session, whose
+            // queue is bounded (`ServerConfig::max_outgoing`), until the socket is writable.
+            if self.links.backlogged(token(conn)) {
+                continue;
+            }
             broker.poll_transmit(conn, out);
             if self.links.send(token(conn), out).is_err() {
                 broker.handle_eof(now, conn);

@@ -13,11 +13,14 @@
 //! [`Broker::poll_transmit`], then [`Broker::poll_closed`], then [`Broker::poll_event`], then
 //! sleep until [`Broker::poll_timeout`].
 
+use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::net::IpAddr;
 
 use thiserror::Error;
 
+use crate::admission::{Admission, AdmissionConfig, Refusal};
 use crate::dialect::Dialect;
 use crate::fanout::SinkId;
 use crate::hub::DeviceStreams;
@@ -29,6 +32,37 @@ use crate::value::{Text, Value};
 
 /// A transport connection, numbered by the driver.
 pub type ConnId = u64;
+
+/// Refused connections are reported at most this often ([`BrokerEvent::Refused`]), so that a
+/// flood cannot flood the logs too.
+pub const REFUSAL_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Connections turned away by [`Broker::try_open`] since the broker started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefusalCounts {
+    /// Over [`AdmissionConfig::max_connections`].
+    pub too_many_connections: u64,
+    /// Over a source's connection rate.
+    pub rate_limited: u64,
+    /// From a banned source.
+    pub banned: u64,
+}
+
+impl RefusalCounts {
+    /// All refusals.
+    pub fn total(&self) -> u64 {
+        self.too_many_connections + self.rate_limited + self.banned
+    }
+
+    fn count(&mut self, refusal: Refusal) {
+        let n = match refusal {
+            Refusal::TooManyConnections => &mut self.too_many_connections,
+            Refusal::RateLimited => &mut self.rate_limited,
+            Refusal::Banned => &mut self.banned,
+        };
+        *n = n.saturating_add(1);
+    }
+}
 
 /// Identifies a request of the application; its answer comes as [`BrokerEvent::Answer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +121,25 @@ pub enum BrokerEvent {
         /// Why.
         reason: CloseReason,
     },
+    /// Connections were turned away by [`Broker::try_open`]. Reported at most once per
+    /// [`REFUSAL_REPORT_INTERVAL`]: this is the refusal that triggered the report, and how many
+    /// there were in all since the previous report (this one included).
+    Refused {
+        /// The source of this refusal.
+        peer: Option<IpAddr>,
+        /// Why it was refused.
+        reason: Refusal,
+        /// Refusals since the previous report, this one included.
+        count: u64,
+    },
+    /// A source group was banned after repeated authentication failures (see
+    /// [`crate::admission`]).
+    Banned {
+        /// The address whose failure started the ban.
+        source: IpAddr,
+        /// How long the ban lasts from now.
+        duration: Duration,
+    },
     /// A driver could not write the replay trace of a connection (see
     /// [`Broker::set_recording`]); the broker itself never emits this, the driver that owns the
     /// files does, on the same event stream, so that the application can log it.
@@ -140,6 +193,10 @@ pub enum Subscription {
 struct Conn {
     session: ServerSession,
     device: Option<Text>,
+    /// The source address, for the admission rules.
+    peer: Option<IpAddr>,
+    /// The application accepted its CONNECT once (a failure to authenticate counts otherwise).
+    authenticated: bool,
     /// The deadline this connection has in the timer queue, if any.
     scheduled: Option<Instant>,
     dirty: bool,
@@ -183,11 +240,22 @@ pub struct Broker {
     record: bool,
     /// Complete traces of closed connections, waiting for [`Broker::poll_trace`].
     traces: VecDeque<(ConnId, String)>,
+    admission: Admission,
+    refused: RefusalCounts,
+    /// Refusals not reported yet, and when the last report went out.
+    unreported: u64,
+    last_report: Option<Instant>,
 }
 
 impl Broker {
-    /// A broker whose sessions use `config`.
+    /// A broker whose sessions use `config`, admitting every connection [`Broker::try_open`]
+    /// is asked about (see [`Broker::with_admission`]).
     pub fn new(config: ServerConfig) -> Self {
+        Broker::with_admission(config, AdmissionConfig::unlimited())
+    }
+
+    /// A broker whose sessions use `config` and whose [`Broker::try_open`] applies `admission`.
+    pub fn with_admission(config: ServerConfig, admission: AdmissionConfig) -> Self {
         Broker {
             config,
             conns: BTreeMap::new(),
@@ -200,7 +268,21 @@ impl Broker {
             next_request: 0,
             record: false,
             traces: VecDeque::new(),
+            admission: Admission::new(admission),
+            refused: RefusalCounts::default(),
+            unreported: 0,
+            last_report: None,
         }
+    }
+
+    /// Connections refused so far, by reason.
+    pub fn refused(&self) -> RefusalCounts {
+        self.refused
+    }
+
+    /// The admission rules and their state.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// Records a replay trace ([`crate::trace`]) of every connection opened from now on; each
@@ -250,7 +332,42 @@ impl Broker {
 
     // ----- transport inputs ----------------------------------------------------------------
 
-    /// A transport connection was accepted at `now`.
+    /// A transport from `peer` was accepted at `now`: opens it as `conn` if the admission
+    /// rules let it in. On `Err` the driver closes the transport at once, without reading or
+    /// writing anything; the refusal is counted ([`Broker::refused`]) and reported at a bounded
+    /// rate ([`BrokerEvent::Refused`]).
+    pub fn try_open(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: Option<IpAddr>,
+        transport: TransportInfo,
+    ) -> Result<(), Refusal> {
+        if let Err(refusal) = self.admission.check(now, peer, self.conns.len()) {
+            self.refused.count(refusal);
+            self.unreported = self.unreported.saturating_add(1);
+            let due = self
+                .last_report
+                .is_none_or(|at| now.saturating_since(at) >= REFUSAL_REPORT_INTERVAL);
+            if due {
+                self.events.push_back(BrokerEvent::Refused {
+                    peer,
+                    reason: refusal,
+                    count: std::mem::take(&mut self.unreported),
+                });
+                self.last_report = Some(now);
+            }
+            return Err(refusal);
+        }
+        self.open(now, conn, transport);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = peer;
+        }
+        Ok(())
+    }
+
+    /// A transport connection was accepted at `now` (no admission rules: see
+    /// [`Broker::try_open`]).
     pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
         #[cfg_attr(not(feature = "serde"), allow(unused_mut))]
         let mut session = ServerSession::new(self.config.clone(), transport, now);
@@ -264,6 +381,8 @@ impl Broker {
             Conn {
                 session,
                 device: None,
+                peer: None,
+                authenticated: false,
                 scheduled: None,
                 dirty: false,
             },
@@ -335,6 +454,13 @@ impl Broker {
         None
     }
 
+    /// Bytes `conn`'s session holds for [`Broker::poll_transmit`].
+    pub fn pending_output(&self, conn: ConnId) -> usize {
+        self.conns
+            .get(&conn)
+            .map_or(0, |c| c.session.pending_output())
+    }
+
     /// Appends `conn`'s pending bytes to `buf`.
     pub fn poll_transmit(&mut self, conn: ConnId, buf: &mut Vec<u8>) -> usize {
         self.conns
@@ -368,6 +494,7 @@ impl Broker {
             .ok_or(CommandError::NothingPending)?;
         c.session.accept(now)?;
         c.device = Some(Text::from(device));
+        c.authenticated = true;
         let dialect = c.session.dialect();
         let entry = self.devices.entry(Text::from(device)).or_default();
         let previous = entry.conn.replace(conn);
@@ -591,7 +718,7 @@ impl Broker {
             }
         }
         if let Some(reason) = closed {
-            self.on_closed(conn, reason);
+            self.on_closed(now, conn, reason);
             return;
         }
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -650,10 +777,20 @@ impl Broker {
         }
     }
 
-    fn on_closed(&mut self, conn: ConnId, reason: CloseReason) {
+    fn on_closed(&mut self, now: Instant, conn: ConnId, reason: CloseReason) {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(peer) = c
+            .peer
+            .filter(|_| !c.authenticated && failed_to_authenticate(&reason))
+            && let Some(ban) = self.admission.record_failure(now, peer)
+        {
+            self.events.push_back(BrokerEvent::Banned {
+                source: ban.source,
+                duration: ban.until.saturating_since(now),
+            });
+        }
         let mut rest = Vec::new();
         c.session.poll_transmit(&mut rest);
         self.closed.push_back((conn, rest));
@@ -688,4 +825,19 @@ impl Broker {
                 .push_back(BrokerEvent::ConnectionClosed { conn, reason }),
         }
     }
+}
+
+/// A connection that ended this way before it was accepted was an attempt to authenticate that
+/// failed: refused credentials, a malformed or missing CONNECT, or garbage instead of frames.
+/// A transport closed before any CONNECT is not (port probes and health checks do that), nor
+/// is the server's own doing.
+fn failed_to_authenticate(reason: &CloseReason) -> bool {
+    matches!(
+        reason,
+        CloseReason::Refused { .. }
+            | CloseReason::NotConnect
+            | CloseReason::AuthDeadline
+            | CloseReason::Framing(_)
+            | CloseReason::Overload
+    )
 }

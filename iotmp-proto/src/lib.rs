@@ -114,6 +114,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod backoff;
 pub mod broker;
 pub mod client;

@@ -67,7 +67,15 @@ pub struct ServerConfig {
     pub max_requests: usize,
     /// Streams this side may have open on the device.
     pub max_streams: usize,
+    /// Bytes queued for the device at most. Requests of the application are refused
+    /// ([`CommandError::OutputFull`]) once half of it is queued; a queue that still grows beyond
+    /// it (the device keeps sending but does not read) closes the connection
+    /// ([`CloseReason::SlowConsumer`]).
+    pub max_outgoing: usize,
 }
+
+/// [`ServerConfig::max_outgoing`] by default: four maximal frames.
+pub const DEFAULT_MAX_OUTGOING: usize = 4 * crate::frame::DEFAULT_MAX_BODY as usize;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -81,6 +89,7 @@ impl Default for ServerConfig {
             max_body: crate::frame::DEFAULT_MAX_BODY,
             max_requests: DEFAULT_MAX_REQUESTS,
             max_streams: DEFAULT_MAX_STREAMS,
+            max_outgoing: DEFAULT_MAX_OUTGOING,
         }
     }
 }
@@ -443,6 +452,7 @@ impl ServerSession {
         );
         self.recording.now = now;
         self.check_established()?;
+        self.check_output_room()?;
         self.own.check_capacity(true)?;
         let id = self.own.allocate(|_| false)?;
         let mut m = Message::new(MessageType::StartStream)
@@ -472,6 +482,7 @@ impl ServerSession {
         if !self.own.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
         }
+        self.check_output_room()?;
         let mut m = Message::new(MessageType::StartStream).with_stream_id(id);
         m.interval_ms = Some(interval_ms);
         self.outbox.send(&m)?;
@@ -582,6 +593,23 @@ impl ServerSession {
         }
     }
 
+    /// Requests of the application wait for the device to read half of the queue first, so
+    /// that answers to the device's own frames always have room.
+    fn check_output_room(&self) -> Result<(), CommandError> {
+        if self.outbox.len() >= self.config.max_outgoing / 2 {
+            return Err(CommandError::OutputFull);
+        }
+        Ok(())
+    }
+
+    /// The device keeps sending without reading what it is sent: nothing more can help it.
+    fn enforce_output_limit(&mut self) {
+        if self.phase != Phase::Closed && self.outbox.len() > self.config.max_outgoing {
+            self.outbox.clear();
+            self.close(CloseReason::SlowConsumer);
+        }
+    }
+
     fn check_established(&self) -> Result<(), CommandError> {
         match self.phase {
             Phase::Established => Ok(()),
@@ -592,6 +620,7 @@ impl ServerSession {
 
     fn request(&mut self, now: Instant, mut m: Message) -> Result<u16, CommandError> {
         self.check_established()?;
+        self.check_output_room()?;
         self.own.check_capacity(false)?;
         let id = self.own.allocate(|_| false)?;
         m.stream_id = Some(id);
@@ -686,6 +715,7 @@ impl ServerSession {
                 Phase::Established => {
                     self.last_frame = now;
                     self.on_frame(frame.type_code, frame.body);
+                    self.enforce_output_limit();
                 }
                 _ => {}
             }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use async_net::{TcpListener, TcpStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
 use futures_rustls::{TlsAcceptor, rustls};
 use iotmp_proto::Value;
+use iotmp_proto::admission::AdmissionConfig;
 use iotmp_proto::broker::{Broker, BrokerEvent, ConnId};
 use iotmp_proto::control::{Command, Controller, Reply, RequestResult, SubscribeResult};
 use iotmp_proto::fanout::SinkId;
@@ -38,6 +39,9 @@ pub struct ServerOptions {
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     /// Session settings.
     pub session: ServerConfig,
+    /// Who may connect: connection cap, rate per source, bans after failed authentication.
+    /// Default [`AdmissionConfig::default`].
+    pub admission: AdmissionConfig,
     /// The executor to run on.
     pub runtime: Runtime,
     /// Writes a replay trace of every connection to this directory (created if missing), one
@@ -52,6 +56,7 @@ impl Default for ServerOptions {
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 25204))),
             tls: None,
             session: ServerConfig::default(),
+            admission: AdmissionConfig::default(),
             runtime: Runtime::default(),
             record: None,
         }
@@ -203,7 +208,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
         let (ids, inputs, stop) = (ids.clone(), inputs.clone(), stop_rx.clone());
         runtime.spawn(listen(listener, tls, ids, inputs, stop, runtime));
     }
-    let mut broker = Broker::new(options.session);
+    let mut broker = Broker::with_admission(options.session, options.admission);
     broker.set_recording(options.record.is_some());
     let task = BrokerTask {
         controller: Controller::new(broker),
@@ -225,8 +230,9 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
 
 /// From a connection task to the broker task, with the connection's id.
 enum Input {
-    /// A transport was accepted (the authentication deadline runs from here).
-    Open(ConnIo),
+    /// A transport was accepted from this address (the authentication deadline runs from
+    /// here, if the broker admits it).
+    Open(ConnIo, Option<IpAddr>),
     /// Its TLS handshake finished; comes before its first bytes.
     Tls(TransportInfo),
     Bytes(Vec<u8>),
@@ -285,11 +291,15 @@ impl BrokerTask {
             let broker = self.controller.broker();
             match step {
                 // After shutdown, dropping `io` closes the newcomer at once.
-                Step::Input(_, Input::Open(_)) if shutting_down => {}
-                Step::Input(conn, Input::Open(io)) => {
-                    self.conns.insert(conn, io);
-                    let broker = self.controller.broker();
-                    broker.open(now, conn, TransportInfo::default());
+                Step::Input(_, Input::Open(..)) if shutting_down => {}
+                Step::Input(conn, Input::Open(io, peer)) => {
+                    let info = TransportInfo::default();
+                    // Refused: dropping `io` closes the transport before anything is read.
+                    if broker.try_open(now, conn, peer, info).is_ok() {
+                        // The go-ahead: the connection task starts reading.
+                        let _ = io.out.try_send(Vec::new());
+                        self.conns.insert(conn, io);
+                    }
                 }
                 Step::Input(conn, Input::Tls(info)) => broker.set_transport(conn, info),
                 Step::Input(conn, Input::Bytes(bytes)) => broker.handle_input(now, conn, &bytes),
@@ -371,13 +381,14 @@ async fn listen(
     runtime: Runtime,
 ) {
     while let Some(accepted) = or_none(listener.accept(), closed(&stop)).await {
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors, say: wait a little instead of spinning.
             Timer::after(ACCEPT_RETRY).await;
             continue;
         };
         let conn = ids.fetch_add(1, Ordering::Relaxed) + 1;
-        runtime.spawn(connection(conn, stream, tls.clone(), inputs.clone()));
+        let peer = Some(peer.ip());
+        runtime.spawn(connection(conn, stream, peer, tls.clone(), inputs.clone()));
     }
     // Close the port before `inputs` drops (the broker task ends once every input sender is
     // gone), so that a joined server's ports can be bound again.
@@ -389,6 +400,7 @@ async fn listen(
 async fn connection(
     conn: ConnId,
     tcp: TcpStream,
+    peer: Option<IpAddr>,
     tls: Option<TlsAcceptor>,
     inputs: Sender<(ConnId, Input)>,
 ) {
@@ -396,10 +408,15 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let (out, out_rx) = async_channel::unbounded();
     let send = |input| inputs.send((conn, input));
-    if send(Input::Open(ConnIo { out, busy: false }))
+    if send(Input::Open(ConnIo { out, busy: false }, peer))
         .await
         .is_err()
     {
+        return;
+    }
+    // The broker's admission decision comes first: an empty message lets the connection in; a
+    // refused one is closed here without reading a byte.
+    if out_rx.recv().await.is_err() {
         return;
     }
     let stream: Box<dyn Io> = match tls {

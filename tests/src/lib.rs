@@ -8,6 +8,7 @@
 
 pub mod arbitrary;
 pub mod drivers;
+pub mod net;
 pub mod pair;
 pub mod sample;
 pub mod sessions;

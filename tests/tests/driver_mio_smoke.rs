@@ -223,6 +223,12 @@ fn backpressure_with_many_large_requests(tls: bool) {
     let server = iotmp_mio::serve(iotmp_mio::ServerOptions {
         tcp: Some(loopback),
         tls: tls.then(|| (loopback, pki.server_config())),
+        // 40 requests of 200 kB are queued at once: room for all of them (the default queue
+        // refuses requests beyond 512 KiB with `OutputFull`).
+        session: ServerConfig {
+            max_outgoing: 16 << 20,
+            ..ServerConfig::default()
+        },
         ..Default::default()
     })
     .expect("server");

@@ -126,7 +126,8 @@ impl ApiError {
             // Per-connection limits (spec §6.4, §7.1).
             CommandError::TooManyRequests
             | CommandError::TooManyStreams
-            | CommandError::NoStreamId => ApiError::unavailable(e.to_string()),
+            | CommandError::NoStreamId
+            | CommandError::OutputFull => ApiError::unavailable(e.to_string()),
             // The connection is closing or not accepted yet: for the client, offline.
             CommandError::Closed | CommandError::NotEstablished => {
                 ApiError::not_found(DEVICE_OFFLINE)

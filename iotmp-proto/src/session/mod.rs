@@ -61,6 +61,9 @@ pub enum CloseReason {
     DeadLink,
     /// The session sent more than it may buffer, or received input it cannot hold.
     Overload,
+    /// Server: the peer did not read its socket while the outgoing queue grew beyond
+    /// `ServerConfig::max_outgoing`.
+    SlowConsumer,
 }
 
 impl fmt::Display for CloseReason {
@@ -91,6 +94,9 @@ impl fmt::Display for CloseReason {
             CloseReason::KeepAliveExpired => f.write_str("keep-alive expired"),
             CloseReason::DeadLink => f.write_str("link dead: no frame since the last keep-alive"),
             CloseReason::Overload => f.write_str("overload"),
+            CloseReason::SlowConsumer => {
+                f.write_str("peer does not read: outgoing queue over its limit")
+            }
         }
     }
 }
@@ -132,6 +138,10 @@ pub enum CommandError {
     /// The stream id names no stream this side opened.
     #[error("unknown stream {0}")]
     UnknownStream(u16),
+    /// The connection's outgoing queue is half full: the peer does not read fast enough for
+    /// more requests (the HTTP API answers 503).
+    #[error("the connection's outgoing queue is full")]
+    OutputFull,
     /// No pending request or authentication has this handle.
     #[error("nothing is waiting for that answer")]
     NothingPending,

@@ -477,6 +477,7 @@ pub(crate) fn server_config_json(c: &ServerConfig, t: &TransportInfo) -> Json {
         "max_body": c.max_body,
         "max_requests": c.max_requests,
         "max_streams": c.max_streams,
+        "max_outgoing": c.max_outgoing,
         "tls": t.tls,
         "client_certificate": t.verified_client_certificate.as_ref().map(hex::encode),
     })
@@ -494,6 +495,11 @@ pub(crate) fn server_config_from(json: &Json) -> Result<(ServerConfig, Transport
         max_body: u32_of(json, "max_body")?,
         max_requests: usize_of(json, "max_requests")?,
         max_streams: usize_of(json, "max_streams")?,
+        // Traces older than the limit hold no value for it.
+        max_outgoing: match json.get("max_outgoing") {
+            None => crate::server::DEFAULT_MAX_OUTGOING,
+            Some(_) => usize_of(json, "max_outgoing")?,
+        },
     };
     let certificate = match json.get("client_certificate") {
         None | Some(Json::Null) => None,

@@ -24,6 +24,7 @@ impl Runtime for Mio {
             tls: spec.tls.map(|config| (loopback, config)),
             session: spec.session,
             record: None,
+            ..ServerOptions::default()
         };
         Box::new(MioServer(
             iotmp_mio::serve(options).expect("mio server starts"),

@@ -52,6 +52,7 @@ fn serve(spec: ServerSpec, runtime: iotmp_smol::Runtime) -> Box<dyn TestServer> 
         session: spec.session,
         record: None,
         runtime,
+        ..ServerOptions::default()
     };
     Box::new(SmolServer(
         iotmp_smol::serve(options).expect("smol server starts"),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use iotmp_cli::api::BoxFuture;
+use iotmp_proto::admission::AdmissionConfig;
 use iotmp_proto::broker::{BrokerEvent, ConnId};
 use iotmp_proto::control::{RequestResult, SubscribeResult};
 use iotmp_proto::fanout::SinkId;
@@ -50,6 +51,7 @@ impl Driver {
         runtime: RuntimeChoice,
         listeners: Listeners,
         session: SessionConfig,
+        admission: AdmissionConfig,
     ) -> io::Result<Driver> {
         let Listeners { tcp, tls, record } = listeners;
         let runtime = match runtime {
@@ -59,6 +61,7 @@ impl Driver {
                     tls,
                     session,
                     record,
+                    admission,
                 };
                 return iotmp_mio::serve(options).map(Driver::Mio);
             }
@@ -71,6 +74,7 @@ impl Driver {
             session,
             runtime,
             record,
+            admission,
         };
         iotmp_smol::serve(options).map(Driver::Smol)
     }

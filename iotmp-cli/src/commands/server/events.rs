@@ -179,6 +179,22 @@ impl EventLoop {
                 None => debug!("sink {sink}: {device} refused to stream {resource:?}: {end:?}"),
             },
             BrokerEvent::TraceFailed { conn, error } => warn!("connection {conn}: {error}"),
+            // At most one a second (the broker counts the rest into `count`).
+            BrokerEvent::Refused {
+                peer,
+                reason,
+                count,
+            } => {
+                let peer = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.to_string());
+                warn!(
+                    "refused {count} device connection(s) since the last report; latest from \
+                     {peer}: {reason}"
+                );
+            }
+            BrokerEvent::Banned { source, duration } => warn!(
+                "banned {source} for {}s after repeated failed authentications",
+                duration.as_secs()
+            ),
             other => debug!("driver event: {other:?}"),
         }
     }

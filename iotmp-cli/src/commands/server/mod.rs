@@ -157,8 +157,13 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
         tls: options.tls_listen.zip(tls.devices),
         record: options.record.clone(),
     };
-    let driver = Driver::start(options.runtime, listeners, options.session.clone())
-        .map_err(|source| bind_error(&options, source))?;
+    let driver = Driver::start(
+        options.runtime,
+        listeners,
+        options.session.clone(),
+        options.admission.clone(),
+    )
+    .map_err(|source| bind_error(&options, source))?;
     log_listeners(&driver, &options);
     // `/iotmp` on the HTTP listener pipes each WebSocket to the plain TCP device listener, so
     // WebSocket devices get the same sessions. With `--listen off` there is nothing to bridge
@@ -250,6 +255,9 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
 /// The API's limits: its device backstop follows `--request-timeout`.
 fn api_limits(options: &Options) -> ApiLimits {
     let mut limits = ApiLimits::default();
+    limits.max_body = options.api.max_body;
+    limits.max_connections = options.api.max_connections;
+    limits.sink_queue = options.api.sink_queue;
     limits.answer_timeout = options
         .session
         .request_timeout
@@ -285,6 +293,21 @@ fn log_listeners(driver: &Driver, options: &Options) {
     };
     if let Some(addr) = tcp {
         info!("devices: listening on iotmp://{addr} (TCP, runtime {runtime})");
+        if !addr.ip().is_loopback() {
+            warn!(
+                "devices: plain TCP on {addr} is reachable from other hosts and carries device \
+                 credentials in clear; prefer the TLS listener (--tls-cert, --tls-key)"
+            );
+        }
+    }
+    if let Some(addr) = options
+        .http
+        .filter(|a| !a.ip().is_loopback() && !options.https)
+    {
+        warn!(
+            "HTTP API: plain HTTP on {addr} is reachable from other hosts and carries API tokens \
+             in clear; prefer --https"
+        );
     }
     if let Some(addr) = tls {
         let certificates = match options.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {

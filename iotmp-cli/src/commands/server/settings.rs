@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iotmp_proto::ServerConfig as SessionConfig;
+use iotmp_proto::admission::{AdmissionConfig, IpPrefix, PrefixError};
 use iotmp_proto::tls::{self, TlsError};
 use thiserror::Error;
 
@@ -14,7 +15,7 @@ use crate::cli::ServerArgs;
 use crate::config::ServerConfig;
 use crate::exit::Exit;
 use crate::store::DEFAULT_DB;
-use crate::values::{Listen, RuntimeChoice};
+use crate::values::{ByteSize, Listen, RuntimeChoice, Span};
 
 /// `--listen` when none is given: plain TCP on loopback, the spec's port (§9).
 pub(crate) const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(LOOPBACK, 25204);
@@ -65,6 +66,12 @@ pub(crate) enum SettingsError {
     /// A zero duration where time must pass.
     #[error("{0} must be longer than 0")]
     ZeroDuration(&'static str),
+    /// A limit that must be at least 1.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// An `allow` entry of the config file that is no address or prefix.
+    #[error("allow in the config file: {0}")]
+    Allow(#[source] PrefixError),
     /// A TLS file cannot be read.
     #[error("cannot read {what} {}: check the path", path.display())]
     Read {
@@ -120,6 +127,21 @@ pub(crate) struct Options {
     pub(crate) session: SessionConfig,
     /// Where to write replay traces (`--record`).
     pub(crate) record: Option<PathBuf>,
+    /// Who may connect.
+    pub(crate) admission: AdmissionConfig,
+    /// Limits of the HTTP API.
+    pub(crate) api: ApiOptions,
+}
+
+/// The HTTP API's limits that have options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiOptions {
+    /// `--http-max-body`.
+    pub(crate) max_body: usize,
+    /// `--http-max-connections`.
+    pub(crate) max_connections: usize,
+    /// `--sink-queue`.
+    pub(crate) sink_queue: usize,
 }
 
 /// Resolves and checks the options.
@@ -203,11 +225,61 @@ pub(crate) fn resolve(args: &ServerArgs, config: &ServerConfig) -> Result<Option
         defaults.request_timeout,
         "--request-timeout",
     )?;
+    let at_least_one = |value: Option<usize>, default: usize, name| match value {
+        Some(0) => Err(SettingsError::Zero(name)),
+        other => Ok(other.unwrap_or(default)),
+    };
+    let max_body = args
+        .max_frame
+        .or(config.max_frame)
+        .map_or(defaults.max_body, ByteSize::get);
+    if max_body == 0 {
+        return Err(SettingsError::Zero("--max-frame"));
+    }
+    let max_streams = at_least_one(
+        args.max_streams.or(config.max_streams),
+        defaults.max_streams,
+        "--max-streams",
+    )?;
+    let max_requests = at_least_one(
+        args.max_requests.or(config.max_requests),
+        defaults.max_requests,
+        "--max-requests",
+    )?;
+    let max_outgoing = args
+        .max_outgoing
+        .or(config.max_outgoing)
+        .map_or(defaults.max_outgoing, |size| size.get() as usize);
+    if max_outgoing == 0 {
+        return Err(SettingsError::Zero("--max-outgoing"));
+    }
+    let admission = admission(args, config, duration)?;
+    let api_defaults = iotmp_cli::api::ApiLimits::default();
+    let api = ApiOptions {
+        max_body: args
+            .http_max_body
+            .or(config.http_max_body)
+            .map_or(api_defaults.max_body, |size| size.get() as usize),
+        max_connections: at_least_one(
+            args.http_max_connections.or(config.http_max_connections),
+            api_defaults.max_connections,
+            "--http-max-connections",
+        )?,
+        sink_queue: at_least_one(
+            args.sink_queue.or(config.sink_queue),
+            api_defaults.sink_queue,
+            "--sink-queue",
+        )?,
+    };
     let session = SessionConfig {
         auth_deadline,
         keep_alive_min,
         keep_alive_max,
         request_timeout,
+        max_body,
+        max_streams,
+        max_requests,
+        max_outgoing,
         // Spec §6.4 recommends a random start, so that ids do not repeat across restarts.
         first_stream_id: fastrand::u16(1..),
         ..defaults
@@ -227,6 +299,69 @@ pub(crate) fn resolve(args: &ServerArgs, config: &ServerConfig) -> Result<Option
         runtime: args.runtime.or(config.runtime).unwrap_or_default(),
         session,
         record: args.record.clone(),
+        admission,
+        api,
+    })
+}
+
+/// `--max-connections`, `--rate-limit`, `--ban-after` and their companions.
+fn admission(
+    args: &ServerArgs,
+    config: &ServerConfig,
+    duration: impl Fn(
+        Option<Span>,
+        Option<Span>,
+        Duration,
+        &'static str,
+    ) -> Result<Duration, SettingsError>,
+) -> Result<AdmissionConfig, SettingsError> {
+    let defaults = AdmissionConfig::default();
+    let burst = args
+        .rate_burst
+        .or(config.rate_burst)
+        .unwrap_or(defaults.burst);
+    if burst == 0 {
+        return Err(SettingsError::Zero("--rate-burst"));
+    }
+    let max_sources = args
+        .max_sources
+        .or(config.max_sources)
+        .unwrap_or(defaults.max_sources);
+    if max_sources == 0 {
+        return Err(SettingsError::Zero("--max-sources"));
+    }
+    let allow = if args.allow.is_empty() {
+        let file = config.allow.as_deref().unwrap_or_default();
+        file.iter()
+            .map(|p| p.parse::<IpPrefix>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SettingsError::Allow)?
+    } else {
+        args.allow.clone()
+    };
+    Ok(AdmissionConfig {
+        max_connections: args
+            .max_connections
+            .or(config.max_connections)
+            .unwrap_or(defaults.max_connections),
+        rate_per_sec: args
+            .rate_limit
+            .or(config.rate_limit)
+            .unwrap_or(defaults.rate_per_sec),
+        burst,
+        max_failures: args
+            .ban_after
+            .or(config.ban_after)
+            .unwrap_or(defaults.max_failures),
+        failure_window: duration(
+            args.failure_window,
+            config.failure_window,
+            defaults.failure_window,
+            "--failure-window",
+        )?,
+        ban: duration(args.ban_time, config.ban_time, defaults.ban, "--ban-time")?,
+        max_sources,
+        allow,
     })
 }
 
@@ -417,6 +552,57 @@ mod tests {
         let o = options(&["--auth-deadline", "500ms", "--keep-alive-min", "1"], "").unwrap();
         assert_eq!(o.session.auth_deadline, Duration::from_millis(500));
         assert_eq!(o.session.keep_alive_min, 1);
+    }
+
+    #[test]
+    fn limits_and_admission() {
+        let o = options(&[], "").unwrap();
+        assert_eq!(o.admission, AdmissionConfig::default());
+        assert_eq!(o.session.max_body, 256 * 1024);
+        assert_eq!(o.session.max_outgoing, 1024 * 1024);
+        assert_eq!((o.session.max_streams, o.session.max_requests), (64, 64));
+        assert_eq!(
+            o.api,
+            ApiOptions {
+                max_body: 256 * 1024,
+                max_connections: 1024,
+                sink_queue: 64
+            }
+        );
+        let file = "[server]\nmax-connections = 5\nrate-limit = 0\nban-after = 3\n\
+                    ban-time = \"2s\"\nallow = [\"10.0.0.0/8\"]\nmax-frame = \"1KiB\"\n\
+                    sink-queue = 8\n";
+        let o = options(&["--ban-after", "4", "--allow", "127.0.0.2,::1"], file).unwrap();
+        assert_eq!(o.admission.max_connections, 5);
+        assert_eq!(o.admission.rate_per_sec, 0);
+        assert_eq!(o.admission.max_failures, 4);
+        assert_eq!(o.admission.ban, Duration::from_secs(2));
+        assert_eq!(o.admission.allow.len(), 2, "the command line wins");
+        assert_eq!(o.session.max_body, 1024);
+        assert_eq!(o.api.sink_queue, 8);
+        for (line, file, needle) in [
+            (
+                &["--rate-burst", "0"][..],
+                "",
+                "--rate-burst must be at least 1",
+            ),
+            (&["--max-streams", "0"], "", "--max-streams"),
+            (
+                &["--ban-time", "0s"],
+                "",
+                "--ban-time must be longer than 0",
+            ),
+            (
+                &[],
+                "[server]\nallow = [\"x\"]\n",
+                "allow in the config file",
+            ),
+        ] {
+            let err = options(line, file).unwrap_err().to_string();
+            assert!(err.contains(needle), "{line:?}: {err}");
+        }
+        let bad = Cli::try_parse_from(["iotmp", "server", "--allow", "10.0.0.0/40"]);
+        assert!(bad.is_err());
     }
 
     #[test]
