@@ -14,10 +14,13 @@
     reason = "test code: a failed expectation must stop the test loudly"
 )]
 
+#[allow(dead_code, reason = "each test crate uses a subset of the helpers")]
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,30 +35,6 @@ use smol::future::FutureExt as _;
 /// Long enough for a loaded CI machine, short enough to fail a hung test quickly.
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Variables the binary reads that must not leak in from the test's environment.
-const ISOLATED_VARS: [&str; 20] = [
-    "IOTMP_CONFIG",
-    "IOTMP_SERVER",
-    "IOTMP_HOST",
-    "IOTMP_PORT",
-    "IOTMP_CA",
-    "IOTMP_DIALECT",
-    "IOTMP_KEEP_ALIVE",
-    "IOTMP_RUNTIME",
-    "IOTMP_USER",
-    "IOTMP_DEVICE",
-    "IOTMP_CREDENTIAL",
-    "IOTMP_CERT",
-    "IOTMP_KEY",
-    "IOTMP_RESOURCES",
-    "IOTMP_CMD_TIMEOUT",
-    "IOTMP_MAX_VALUE_SIZE",
-    "IOTMP_SEED",
-    "IOTMP_PSON",
-    "IOTMP_MAX_BODY",
-    "RUST_LOG",
-];
-
 /// A running `iotmp device`; killed if the test ends without stopping it.
 struct DeviceProcess {
     child: Child,
@@ -64,16 +43,13 @@ struct DeviceProcess {
 
 impl DeviceProcess {
     fn start(args: &[&str], env: &[(&str, &str)]) -> DeviceProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
+        let mut command = common::iotmp_command();
         command
             .arg("device")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for var in ISOLATED_VARS {
-            command.env_remove(var);
-        }
         for (key, value) in env {
             command.env(key, value);
         }
@@ -463,11 +439,8 @@ fn refused_credentials_are_logged_and_ctrl_c_still_stops() {
 
 /// Runs the binary to completion (for usage errors and help).
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
+    let mut command = common::iotmp_command();
     command.args(args).stdin(Stdio::null());
-    for var in ISOLATED_VARS {
-        command.env_remove(var);
-    }
     command.env("IOTMP_CREDENTIAL", "x");
     let output = command.output().unwrap();
     (

@@ -30,6 +30,14 @@ use common::{hex_bytes, load_json, name_of, str_member};
 
 // ----- a raw device: bytes on a socket, no session --------------------------------------------------
 
+/// Starts the server without the per-address rate limit and ban: these tests open many
+/// connections from 127.0.0.1 on purpose (admission has its own tests).
+fn start_server(registry: &Registry, extra: &[&str]) -> Server {
+    let mut args = vec!["--rate-limit", "0", "--ban-after", "0"];
+    args.extend_from_slice(extra);
+    Server::start(registry, &args)
+}
+
 /// A device connection driven byte by byte, to send what no well-behaved device would.
 struct RawDevice {
     stream: TcpStream,
@@ -224,7 +232,7 @@ fn ends_inside_a_frame(bytes: &[u8]) -> bool {
 #[test]
 fn invalid_frames_get_their_outcome_while_devices_stream() {
     let registry = Registry::new(&["alice/streamer", "alice/abuser"]);
-    let server = Server::start(&registry, &["--auth-deadline", "60s"]);
+    let server = start_server(&registry, &["--auth-deadline", "60s"]);
     let addr = server.tcp.unwrap();
     let credential = registry.credential("alice/abuser").to_owned();
     let mut stream = Stream::open(&server, &registry);
@@ -285,7 +293,7 @@ fn invalid_frames_get_their_outcome_while_devices_stream() {
 #[test]
 fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
     let registry = Registry::new(&["alice/streamer", "alice/victim"]);
-    let server = Server::start(&registry, &[]);
+    let server = start_server(&registry, &[]);
     let addr = server.tcp.unwrap();
     let credential = registry.credential("alice/victim").to_owned();
     let mut stream = Stream::open(&server, &registry);
@@ -326,7 +334,7 @@ fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
 #[test]
 fn a_silent_device_expires_at_its_keep_alive() {
     let registry = Registry::new(&["alice/silent"]);
-    let server = Server::start(&registry, &["--keep-alive-min", "1"]);
+    let server = start_server(&registry, &["--keep-alive-min", "1"]);
     let sent = Instant::now();
     let raw = RawDevice::connect(
         server.tcp.unwrap(),
@@ -368,7 +376,7 @@ fn small_window_socket(addr: SocketAddr) -> TcpStream {
 fn a_slow_websocket_loses_its_oldest_values_and_stalls_nothing() {
     const VALUES: u64 = 300;
     let registry = Registry::new(&["alice/streamer"]);
-    let mut server = Server::start(&registry, &[]);
+    let mut server = start_server(&registry, &[]);
     let path = "/v3/users/alice/devices/streamer/resources/alarm";
     let mut fast = Stream::open(&server, &registry);
     let slow = websocket_over(
@@ -434,7 +442,7 @@ fn rows_acknowledged_before_a_kill_survive_it() {
     ]);
     assert_eq!(code, 0, "{err}");
     let data = "/v3/users/alice/buckets/alarms/data?limit=10000";
-    let mut server = Server::start(&registry, &[]);
+    let mut server = start_server(&registry, &[]);
     let tcp = server.tcp.unwrap().to_string();
     let device = device(&server, &registry, "alice/streamer", Dialect::Draft2026);
     server.wait_online("alice", "streamer", &registry.alice);
@@ -474,7 +482,7 @@ fn rows_acknowledged_before_a_kill_survive_it() {
     assert_eq!(server.wait(), -1, "killed by the signal");
     drop(server);
 
-    let server = Server::start(&registry, &["--listen", &tcp]);
+    let server = start_server(&registry, &["--listen", &tcp]);
     server.wait_online("alice", "streamer", &registry.alice);
     let mut after = Vec::new();
     eventually("recording again after the restart", || {
@@ -548,7 +556,7 @@ fn silent_round(server: &Server) -> u64 {
 #[test]
 fn silent_sockets_are_closed_at_the_deadline_and_their_memory_reused() {
     let registry = Registry::new(&["alice/streamer"]);
-    let server = Server::start(&registry, &["--auth-deadline", "1s"]);
+    let server = start_server(&registry, &["--auth-deadline", "1s"]);
     let mut stream = Stream::open(&server, &registry);
     stream.check(0);
     let baseline = resident_kib(&server);

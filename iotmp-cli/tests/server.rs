@@ -19,14 +19,15 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use iotmp_proto::client::ClientAuth;
-use iotmp_proto::{Dialect, Value};
+use iotmp_proto::{ClientConfig, DeviceResources, Dialect, Value};
 use serde_json::{Value as Json, json};
 use tungstenite::Message;
 

@@ -14,6 +14,9 @@
     reason = "test code: a failed expectation must stop the test loudly"
 )]
 
+#[allow(dead_code, reason = "each test crate uses a subset of the helpers")]
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -30,24 +33,8 @@ use tungstenite::{Message as WsMessage, WebSocket};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Variables the binary reads that must not leak in from the test's environment.
-const ISOLATED_VARS: [&str; 8] = [
-    "IOTMP_CONFIG",
-    "IOTMP_DB",
-    "IOTMP_LISTEN",
-    "IOTMP_TLS_LISTEN",
-    "IOTMP_HTTP",
-    "IOTMP_HTTPS",
-    "IOTMP_RUNTIME",
-    "RUST_LOG",
-];
-
 fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
-    for var in ISOLATED_VARS {
-        command.env_remove(var);
-    }
-    command
+    common::iotmp_command()
 }
 
 /// `iotmp args… --db DB`, expected to succeed; its trimmed stdout.

@@ -13,14 +13,20 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value as Json;
 
-/// Variables that would change what the binary does; every run starts without them.
-const ISOLATED_VARS: [&str; 5] = [
-    "IOTMP_CONFIG",
-    "IOTMP_DIALECT",
-    "IOTMP_PSON",
-    "IOTMP_MAX_BODY",
-    "RUST_LOG",
-];
+/// A command for the `iotmp` binary that starts without any `IOTMP_*` variable or `RUST_LOG`
+/// of the test's own environment: each would change what the binary does.
+pub(crate) fn iotmp_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
+    for (name, _) in std::env::vars_os() {
+        let isolated = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("IOTMP_") || n == "RUST_LOG");
+        if isolated {
+            command.env_remove(name);
+        }
+    }
+    command
+}
 
 /// What one run of `iotmp` did.
 #[derive(Debug)]
@@ -47,15 +53,12 @@ impl Run {
 
 /// Runs `iotmp args…` with `stdin` and extra environment variables.
 pub(crate) fn iotmp_env(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
+    let mut command = iotmp_command();
     command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in ISOLATED_VARS {
-        command.env_remove(var);
-    }
     for (key, value) in env {
         command.env(key, value);
     }

@@ -23,35 +23,8 @@ use tungstenite::{Message, WebSocket};
 /// Long enough for a loaded CI machine, short enough to fail a hung test quickly.
 pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
-/// Variables the binary reads that must not leak in from the test's environment.
-pub(crate) const ISOLATED_VARS: [&str; 19] = [
-    "IOTMP_CONFIG",
-    "IOTMP_RECORD",
-    "IOTMP_DB",
-    "IOTMP_LISTEN",
-    "IOTMP_TLS_LISTEN",
-    "IOTMP_HTTP",
-    "IOTMP_HTTPS",
-    "IOTMP_TLS_CERT",
-    "IOTMP_TLS_KEY",
-    "IOTMP_CLIENT_CA",
-    "IOTMP_RUNTIME",
-    "IOTMP_KEEP_ALIVE_MIN",
-    "IOTMP_KEEP_ALIVE_MAX",
-    "IOTMP_AUTH_DEADLINE",
-    "IOTMP_REQUEST_TIMEOUT",
-    "IOTMP_CREDENTIAL",
-    "IOTMP_SERVER",
-    "IOTMP_DEVICE",
-    "RUST_LOG",
-];
-
 pub(crate) fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotmp"));
-    for var in ISOLATED_VARS {
-        command.env_remove(var);
-    }
-    command
+    super::iotmp_command()
 }
 
 /// Runs `iotmp args…` to completion: (status, stdout, stderr).

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use iotmp_mio::{DeviceOptions, ServerOptions};
+use iotmp_proto::admission::AdmissionConfig;
 
 use super::adapters::driver_adapters;
 use super::{DeviceSpec, Runtime, ServerSpec, TestDevice, TestServer};
@@ -24,7 +25,8 @@ impl Runtime for Mio {
             tls: spec.tls.map(|config| (loopback, config)),
             session: spec.session,
             record: None,
-            ..ServerOptions::default()
+            // The suite is about the protocol; admission has its own tests (admission.rs).
+            admission: AdmissionConfig::unlimited(),
         };
         Box::new(MioServer(
             iotmp_mio::serve(options).expect("mio server starts"),

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use iotmp_proto::admission::AdmissionConfig;
 use iotmp_smol::{DeviceOptions, ServerOptions};
 
 use super::adapters::driver_adapters;
@@ -52,7 +53,8 @@ fn serve(spec: ServerSpec, runtime: iotmp_smol::Runtime) -> Box<dyn TestServer> 
         session: spec.session,
         record: None,
         runtime,
-        ..ServerOptions::default()
+        // The suite is about the protocol; admission has its own tests (admission.rs).
+        admission: AdmissionConfig::unlimited(),
     };
     Box::new(SmolServer(
         iotmp_smol::serve(options).expect("smol server starts"),
