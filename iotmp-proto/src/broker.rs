@@ -15,6 +15,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -136,20 +137,29 @@ pub enum Subscription {
     Pending,
 }
 
+/// One entry per connection, most of them idle: small, with the session boxed so that the
+/// map's nodes stay small too.
 #[derive(Debug)]
 struct Conn {
-    session: ServerSession,
+    session: Box<ServerSession>,
     device: Option<Text>,
     /// The deadline this connection has in the timer queue, if any.
     scheduled: Option<Instant>,
     dirty: bool,
 }
 
+/// One entry per device ever seen or subscribed to. Sinks are rare next to devices, so what
+/// only they need is boxed: an idle device without sinks holds no heap memory of its own.
 #[derive(Debug, Default)]
 struct Device {
     conn: Option<ConnId>,
     dialect: Option<Dialect>,
     connected_at: Option<Instant>,
+    sinks: Option<Box<Sinks>>,
+}
+
+#[derive(Debug, Default)]
+struct Sinks {
     streams: DeviceStreams,
     /// Subscriptions waiting for the device's answer to a START_STREAM: (stream id, resource, sink).
     waiting: Vec<(u16, Text, SinkId)>,
@@ -169,7 +179,7 @@ pub struct DeviceStatus {
 /// Many connections and devices. See the [module docs](self).
 #[derive(Debug)]
 pub struct Broker {
-    config: ServerConfig,
+    config: Arc<ServerConfig>,
     conns: BTreeMap<ConnId, Conn>,
     devices: BTreeMap<Text, Device>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -189,7 +199,7 @@ impl Broker {
     /// A broker whose sessions use `config`.
     pub fn new(config: ServerConfig) -> Self {
         Broker {
-            config,
+            config: Arc::new(config),
             conns: BTreeMap::new(),
             devices: BTreeMap::new(),
             timers: BinaryHeap::new(),
@@ -253,7 +263,7 @@ impl Broker {
     /// A transport connection was accepted at `now`.
     pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
         #[cfg_attr(not(feature = "serde"), allow(unused_mut))]
-        let mut session = ServerSession::new(self.config.clone(), transport, now);
+        let mut session = Box::new(ServerSession::new(Arc::clone(&self.config), transport, now));
         #[cfg(feature = "serde")]
         if self.record {
             // Before anything is polled, so that the trace holds every output.
@@ -383,8 +393,10 @@ impl Broker {
             self.settle(now, old);
         }
         if let (Some(entry), Some(c)) = (self.devices.get_mut(device), self.conns.get_mut(&conn)) {
-            entry.waiting.clear();
-            entry.streams.connected(now, &mut c.session);
+            if let Some(sinks) = &mut entry.sinks {
+                sinks.waiting.clear();
+                sinks.streams.connected(now, &mut c.session);
+            }
             if let Some(dialect) = dialect {
                 self.events.push_back(BrokerEvent::DeviceOnline {
                     device: Text::from(device),
@@ -466,8 +478,9 @@ impl Broker {
         let conn = entry.conn;
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
-            .map(|c| &mut c.session);
-        let joined = entry.streams.join(now, session, resource, sink, interval_s);
+            .map(|c| &mut *c.session);
+        let sinks = entry.sinks.get_or_insert_with(Box::default);
+        let joined = sinks.streams.join(now, session, resource, sink, interval_s);
         for d in joined.deliveries {
             self.events.push_back(BrokerEvent::Delivery {
                 device: Text::from(device),
@@ -478,7 +491,7 @@ impl Broker {
         }
         let pending = !joined.opened.is_empty();
         for id in joined.opened {
-            entry.waiting.push((id, Text::from(resource), sink));
+            sinks.waiting.push((id, Text::from(resource), sink));
         }
         if let Some(conn) = conn {
             self.settle(now, conn);
@@ -495,14 +508,20 @@ impl Broker {
         let Some(entry) = self.devices.get_mut(device) else {
             return;
         };
-        entry
+        let Some(sinks) = &mut entry.sinks else {
+            return;
+        };
+        sinks
             .waiting
             .retain(|(_, r, s)| !(r == resource && *s == sink));
         let conn = entry.conn;
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
-            .map(|c| &mut c.session);
-        entry.streams.leave(now, session, resource, sink);
+            .map(|c| &mut *c.session);
+        sinks.streams.leave(now, session, resource, sink);
+        if sinks.streams.is_empty() && sinks.waiting.is_empty() {
+            entry.sinks = None;
+        }
         if let Some(conn) = conn {
             self.settle(now, conn);
         }
@@ -611,7 +630,7 @@ impl Broker {
 
     fn route_stream_event(&mut self, now: Instant, device: Option<&str>, event: &ServerEvent) {
         let Some(name) = device else { return };
-        let Some(entry) = self.devices.get_mut(name) else {
+        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
             return;
         };
         match event {
@@ -635,7 +654,7 @@ impl Broker {
             }
             _ => {}
         }
-        let Some(entry) = self.devices.get_mut(name) else {
+        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
             return;
         };
         let mut deliveries = Vec::new();
@@ -670,8 +689,14 @@ impl Broker {
                     entry.conn = None;
                     entry.dialect = None;
                     entry.connected_at = None;
-                    entry.streams.disconnected();
-                    for (_, resource, sink) in std::mem::take(&mut entry.waiting) {
+                    let waiting = match &mut entry.sinks {
+                        Some(sinks) => {
+                            sinks.streams.disconnected();
+                            std::mem::take(&mut sinks.waiting)
+                        }
+                        None => Vec::new(),
+                    };
+                    for (_, resource, sink) in waiting {
                         self.events.push_back(BrokerEvent::Subscribed {
                             device: device.clone(),
                             resource,
