@@ -80,7 +80,7 @@ impl Links {
         self.next += 1;
         let link = Link {
             tcp,
-            tls,
+            tls: tls.map(Box::new),
             out: Backlog::default(),
             secured: false,
             interest,
@@ -212,10 +212,11 @@ impl Links {
     }
 }
 
-/// A socket with its unwritten bytes.
+/// A socket with its unwritten bytes. A server holds one per device, so it is kept small: the
+/// rustls state (over a kilobyte) is boxed, and a plain TCP link holds no buffer while idle.
 struct Link {
     tcp: TcpStream,
-    tls: Option<rustls::Connection>,
+    tls: Option<Box<rustls::Connection>>,
     /// Bytes the socket (or rustls) did not take yet.
     out: Backlog,
     secured: bool,
