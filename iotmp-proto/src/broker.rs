@@ -137,11 +137,10 @@ pub enum Subscription {
     Pending,
 }
 
-/// One entry per connection, most of them idle: small, with the session boxed so that the
-/// map's nodes stay small too.
+/// One per connection, most of them idle; boxed in the map, so that the map's nodes stay small.
 #[derive(Debug)]
 struct Conn {
-    session: Box<ServerSession>,
+    session: ServerSession,
     device: Option<Text>,
     /// The deadline this connection has in the timer queue, if any.
     scheduled: Option<Instant>,
@@ -152,10 +151,30 @@ struct Conn {
 /// only they need is boxed: an idle device without sinks holds no heap memory of its own.
 #[derive(Debug, Default)]
 struct Device {
-    conn: Option<ConnId>,
-    dialect: Option<Dialect>,
-    connected_at: Option<Instant>,
+    online: Option<Online>,
     sinks: Option<Box<Sinks>>,
+}
+
+/// The connection a device is online on (one `Option` for the three, so they fit in 24 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Online {
+    conn: ConnId,
+    since: Instant,
+    dialect: Option<Dialect>,
+}
+
+impl Device {
+    fn conn(&self) -> Option<ConnId> {
+        self.online.map(|o| o.conn)
+    }
+
+    fn status(&self) -> DeviceStatus {
+        DeviceStatus {
+            conn: self.conn(),
+            dialect: self.online.and_then(|o| o.dialect),
+            connected_at: self.online.map(|o| o.since),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -180,7 +199,7 @@ pub struct DeviceStatus {
 #[derive(Debug)]
 pub struct Broker {
     config: Arc<ServerConfig>,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: BTreeMap<ConnId, Box<Conn>>,
     devices: BTreeMap<Text, Device>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     dirty: VecDeque<ConnId>,
@@ -234,28 +253,15 @@ impl Broker {
 
     /// The status of `device`, if it was ever seen or subscribed to.
     pub fn device(&self, device: &str) -> Option<DeviceStatus> {
-        self.devices.get(device).map(|d| DeviceStatus {
-            conn: d.conn,
-            dialect: d.dialect,
-            connected_at: d.connected_at,
-        })
+        self.devices.get(device).map(Device::status)
     }
 
     /// Devices currently online.
     pub fn online(&self) -> impl Iterator<Item = (&str, DeviceStatus)> {
         self.devices
             .iter()
-            .filter(|(_, d)| d.conn.is_some())
-            .map(|(name, d)| {
-                (
-                    name.as_str(),
-                    DeviceStatus {
-                        conn: d.conn,
-                        dialect: d.dialect,
-                        connected_at: d.connected_at,
-                    },
-                )
-            })
+            .filter(|(_, d)| d.online.is_some())
+            .map(|(name, d)| (name.as_str(), d.status()))
     }
 
     // ----- transport inputs ----------------------------------------------------------------
@@ -263,7 +269,7 @@ impl Broker {
     /// A transport connection was accepted at `now`.
     pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
         #[cfg_attr(not(feature = "serde"), allow(unused_mut))]
-        let mut session = Box::new(ServerSession::new(Arc::clone(&self.config), transport, now));
+        let mut session = ServerSession::new(Arc::clone(&self.config), transport, now);
         #[cfg(feature = "serde")]
         if self.record {
             // Before anything is polled, so that the trace holds every output.
@@ -271,12 +277,12 @@ impl Broker {
         }
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 session,
                 device: None,
                 scheduled: None,
                 dirty: false,
-            },
+            }),
         );
         self.settle(now, conn);
     }
@@ -380,9 +386,12 @@ impl Broker {
         c.device = Some(Text::from(device));
         let dialect = c.session.dialect();
         let entry = self.devices.entry(Text::from(device)).or_default();
-        let previous = entry.conn.replace(conn);
-        entry.dialect = dialect;
-        entry.connected_at = Some(now);
+        let online = Online {
+            conn,
+            since: now,
+            dialect,
+        };
+        let previous = entry.online.replace(online).map(|o| o.conn);
         if let Some(old) = previous.filter(|&old| old != conn)
             && let Some(o) = self.conns.get_mut(&old)
         {
@@ -423,7 +432,7 @@ impl Broker {
     fn online_conn(&self, device: &str) -> Result<ConnId, RequestFailure> {
         self.devices
             .get(device)
-            .and_then(|d| d.conn)
+            .and_then(Device::conn)
             .ok_or(RequestFailure::Offline)
     }
 
@@ -475,10 +484,10 @@ impl Broker {
         interval_s: u32,
     ) -> Subscription {
         let entry = self.devices.entry(Text::from(device)).or_default();
-        let conn = entry.conn;
+        let conn = entry.conn();
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
-            .map(|c| &mut *c.session);
+            .map(|c| &mut c.session);
         let sinks = entry.sinks.get_or_insert_with(Box::default);
         let joined = sinks.streams.join(now, session, resource, sink, interval_s);
         for d in joined.deliveries {
@@ -508,16 +517,16 @@ impl Broker {
         let Some(entry) = self.devices.get_mut(device) else {
             return;
         };
+        let conn = entry.conn();
         let Some(sinks) = &mut entry.sinks else {
             return;
         };
         sinks
             .waiting
             .retain(|(_, r, s)| !(r == resource && *s == sink));
-        let conn = entry.conn;
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
-            .map(|c| &mut *c.session);
+            .map(|c| &mut c.session);
         sinks.streams.leave(now, session, resource, sink);
         if sinks.streams.is_empty() && sinks.waiting.is_empty() {
             entry.sinks = None;
@@ -684,11 +693,9 @@ impl Broker {
         match c.device {
             Some(device) => {
                 if let Some(entry) = self.devices.get_mut(&device)
-                    && entry.conn == Some(conn)
+                    && entry.conn() == Some(conn)
                 {
-                    entry.conn = None;
-                    entry.dialect = None;
-                    entry.connected_at = None;
+                    entry.online = None;
                     let waiting = match &mut entry.sinks {
                         Some(sinks) => {
                             sinks.streams.disconnected();
