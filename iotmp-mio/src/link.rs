@@ -364,3 +364,17 @@ fn write_some(tcp: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A server holds one link per device in a map: keep it small (TLS state boxed, no buffer).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_link_stays_compact() {
+        assert!(
+            size_of::<super::Link>() <= 80,
+            "{}",
+            size_of::<super::Link>()
+        );
+    }
+}
