@@ -80,7 +80,7 @@ impl Links {
         self.next += 1;
         let link = Link {
             tcp,
-            tls,
+            tls: tls.map(Box::new),
             out: Backlog::default(),
             secured: false,
             interest,
@@ -217,10 +217,11 @@ impl Links {
     }
 }
 
-/// A socket with its unwritten bytes.
+/// A socket with its unwritten bytes. A server holds one per device, so it is kept small: the
+/// rustls state (over a kilobyte) is boxed, and a plain TCP link holds no buffer while idle.
 struct Link {
     tcp: TcpStream,
-    tls: Option<rustls::Connection>,
+    tls: Option<Box<rustls::Connection>>,
     /// Bytes the socket (or rustls) did not take yet.
     out: Backlog,
     secured: bool,
@@ -366,5 +367,19 @@ fn write_some(tcp: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => Err(e),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A server holds one link per device in a map: keep it small (TLS state boxed, no buffer).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_link_stays_compact() {
+        assert!(
+            size_of::<super::Link>() <= 80,
+            "{}",
+            size_of::<super::Link>()
+        );
     }
 }

@@ -17,6 +17,7 @@ use core::time::Duration;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -189,6 +190,7 @@ pub enum Subscription {
     Pending,
 }
 
+/// One per connection, most of them idle; boxed in the map, so that the map's nodes stay small.
 #[derive(Debug)]
 struct Conn {
     session: ServerSession,
@@ -202,11 +204,38 @@ struct Conn {
     dirty: bool,
 }
 
+/// One entry per device ever seen or subscribed to. Sinks are rare next to devices, so what
+/// only they need is boxed: an idle device without sinks holds no heap memory of its own.
 #[derive(Debug, Default)]
 struct Device {
-    conn: Option<ConnId>,
+    online: Option<Online>,
+    sinks: Option<Box<Sinks>>,
+}
+
+/// The connection a device is online on (one `Option` for the three, so they fit in 24 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Online {
+    conn: ConnId,
+    since: Instant,
     dialect: Option<Dialect>,
-    connected_at: Option<Instant>,
+}
+
+impl Device {
+    fn conn(&self) -> Option<ConnId> {
+        self.online.map(|o| o.conn)
+    }
+
+    fn status(&self) -> DeviceStatus {
+        DeviceStatus {
+            conn: self.conn(),
+            dialect: self.online.and_then(|o| o.dialect),
+            connected_at: self.online.map(|o| o.since),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Sinks {
     streams: DeviceStreams,
     /// Subscriptions waiting for the device's answer to a START_STREAM: (stream id, resource, sink).
     waiting: Vec<(u16, Text, SinkId)>,
@@ -226,8 +255,8 @@ pub struct DeviceStatus {
 /// Many connections and devices. See the [module docs](self).
 #[derive(Debug)]
 pub struct Broker {
-    config: ServerConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    config: Arc<ServerConfig>,
+    conns: BTreeMap<ConnId, Box<Conn>>,
     devices: BTreeMap<Text, Device>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     dirty: VecDeque<ConnId>,
@@ -257,7 +286,7 @@ impl Broker {
     /// A broker whose sessions use `config` and whose [`Broker::try_open`] applies `admission`.
     pub fn with_admission(config: ServerConfig, admission: AdmissionConfig) -> Self {
         Broker {
-            config,
+            config: Arc::new(config),
             conns: BTreeMap::new(),
             devices: BTreeMap::new(),
             timers: BinaryHeap::new(),
@@ -306,28 +335,15 @@ impl Broker {
 
     /// The status of `device`, if it was ever seen or subscribed to.
     pub fn device(&self, device: &str) -> Option<DeviceStatus> {
-        self.devices.get(device).map(|d| DeviceStatus {
-            conn: d.conn,
-            dialect: d.dialect,
-            connected_at: d.connected_at,
-        })
+        self.devices.get(device).map(Device::status)
     }
 
     /// Devices currently online.
     pub fn online(&self) -> impl Iterator<Item = (&str, DeviceStatus)> {
         self.devices
             .iter()
-            .filter(|(_, d)| d.conn.is_some())
-            .map(|(name, d)| {
-                (
-                    name.as_str(),
-                    DeviceStatus {
-                        conn: d.conn,
-                        dialect: d.dialect,
-                        connected_at: d.connected_at,
-                    },
-                )
-            })
+            .filter(|(_, d)| d.online.is_some())
+            .map(|(name, d)| (name.as_str(), d.status()))
     }
 
     // ----- transport inputs ----------------------------------------------------------------
@@ -370,7 +386,7 @@ impl Broker {
     /// [`Broker::try_open`]).
     pub fn open(&mut self, now: Instant, conn: ConnId, transport: TransportInfo) {
         #[cfg_attr(not(feature = "serde"), allow(unused_mut))]
-        let mut session = ServerSession::new(self.config.clone(), transport, now);
+        let mut session = ServerSession::new(Arc::clone(&self.config), transport, now);
         #[cfg(feature = "serde")]
         if self.record {
             // Before anything is polled, so that the trace holds every output.
@@ -378,14 +394,14 @@ impl Broker {
         }
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 session,
                 device: None,
                 peer: None,
                 authenticated: false,
                 scheduled: None,
                 dirty: false,
-            },
+            }),
         );
         self.settle(now, conn);
     }
@@ -497,9 +513,12 @@ impl Broker {
         c.authenticated = true;
         let dialect = c.session.dialect();
         let entry = self.devices.entry(Text::from(device)).or_default();
-        let previous = entry.conn.replace(conn);
-        entry.dialect = dialect;
-        entry.connected_at = Some(now);
+        let online = Online {
+            conn,
+            since: now,
+            dialect,
+        };
+        let previous = entry.online.replace(online).map(|o| o.conn);
         if let Some(old) = previous.filter(|&old| old != conn)
             && let Some(o) = self.conns.get_mut(&old)
         {
@@ -510,8 +529,10 @@ impl Broker {
             self.settle(now, old);
         }
         if let (Some(entry), Some(c)) = (self.devices.get_mut(device), self.conns.get_mut(&conn)) {
-            entry.waiting.clear();
-            entry.streams.connected(now, &mut c.session);
+            if let Some(sinks) = &mut entry.sinks {
+                sinks.waiting.clear();
+                sinks.streams.connected(now, &mut c.session);
+            }
             if let Some(dialect) = dialect {
                 self.events.push_back(BrokerEvent::DeviceOnline {
                     device: Text::from(device),
@@ -538,7 +559,7 @@ impl Broker {
     fn online_conn(&self, device: &str) -> Result<ConnId, RequestFailure> {
         self.devices
             .get(device)
-            .and_then(|d| d.conn)
+            .and_then(Device::conn)
             .ok_or(RequestFailure::Offline)
     }
 
@@ -590,11 +611,12 @@ impl Broker {
         interval_s: u32,
     ) -> Subscription {
         let entry = self.devices.entry(Text::from(device)).or_default();
-        let conn = entry.conn;
+        let conn = entry.conn();
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
             .map(|c| &mut c.session);
-        let joined = entry.streams.join(now, session, resource, sink, interval_s);
+        let sinks = entry.sinks.get_or_insert_with(Box::default);
+        let joined = sinks.streams.join(now, session, resource, sink, interval_s);
         for d in joined.deliveries {
             self.events.push_back(BrokerEvent::Delivery {
                 device: Text::from(device),
@@ -605,7 +627,7 @@ impl Broker {
         }
         let pending = !joined.opened.is_empty();
         for id in joined.opened {
-            entry.waiting.push((id, Text::from(resource), sink));
+            sinks.waiting.push((id, Text::from(resource), sink));
         }
         if let Some(conn) = conn {
             self.settle(now, conn);
@@ -622,14 +644,20 @@ impl Broker {
         let Some(entry) = self.devices.get_mut(device) else {
             return;
         };
-        entry
+        let conn = entry.conn();
+        let Some(sinks) = &mut entry.sinks else {
+            return;
+        };
+        sinks
             .waiting
             .retain(|(_, r, s)| !(r == resource && *s == sink));
-        let conn = entry.conn;
         let session = conn
             .and_then(|c| self.conns.get_mut(&c))
             .map(|c| &mut c.session);
-        entry.streams.leave(now, session, resource, sink);
+        sinks.streams.leave(now, session, resource, sink);
+        if sinks.streams.is_empty() && sinks.waiting.is_empty() {
+            entry.sinks = None;
+        }
         if let Some(conn) = conn {
             self.settle(now, conn);
         }
@@ -738,7 +766,7 @@ impl Broker {
 
     fn route_stream_event(&mut self, now: Instant, device: Option<&str>, event: &ServerEvent) {
         let Some(name) = device else { return };
-        let Some(entry) = self.devices.get_mut(name) else {
+        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
             return;
         };
         match event {
@@ -762,7 +790,7 @@ impl Broker {
             }
             _ => {}
         }
-        let Some(entry) = self.devices.get_mut(name) else {
+        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
             return;
         };
         let mut deliveries = Vec::new();
@@ -802,13 +830,17 @@ impl Broker {
         match c.device {
             Some(device) => {
                 if let Some(entry) = self.devices.get_mut(&device)
-                    && entry.conn == Some(conn)
+                    && entry.conn() == Some(conn)
                 {
-                    entry.conn = None;
-                    entry.dialect = None;
-                    entry.connected_at = None;
-                    entry.streams.disconnected();
-                    for (_, resource, sink) in std::mem::take(&mut entry.waiting) {
+                    entry.online = None;
+                    let waiting = match &mut entry.sinks {
+                        Some(sinks) => {
+                            sinks.streams.disconnected();
+                            std::mem::take(&mut sinks.waiting)
+                        }
+                        None => Vec::new(),
+                    };
+                    for (_, resource, sink) in waiting {
                         self.events.push_back(BrokerEvent::Subscribed {
                             device: device.clone(),
                             resource,

@@ -94,6 +94,11 @@ impl DeviceStreams {
         DeviceStreams::default()
     }
 
+    /// No sink on any resource.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
     fn entry(&mut self, resource: &str) -> Option<&mut ResourceStreams> {
         let index = match self.resources.iter().position(|r| r.resource == resource) {
             Some(index) => index,

@@ -17,6 +17,7 @@
 
 use core::time::Duration;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -210,47 +211,63 @@ enum Phase {
 }
 
 /// The server side of one connection. See the [module docs](self) for the contract.
+///
+/// A server holds many of these at once, most of them idle, so an established session keeps
+/// only what an idle connection needs inline (a few hundred bytes, no heap buffer): the config
+/// is shared, what only the CONNECT needs lives in [`Opening`] until it is decided, the
+/// request table is allocated by the first request, and the event and output queues give their
+/// memory back once nothing of this side is outstanding.
 #[derive(Debug)]
 pub struct ServerSession {
-    config: ServerConfig,
-    transport: TransportInfo,
+    config: Arc<ServerConfig>,
     phase: Phase,
+    keep_alive: u32,
+    /// A DISCONNECT of ours awaits its OK.
+    disconnecting: Option<u16>,
+    /// Until the CONNECT is decided: the transport accepted at `last_frame`, and its input held.
+    opening: Option<Box<Opening>>,
+    /// The transport's acceptance until established, then the last frame received.
+    last_frame: Instant,
     deframer: Deframer,
     outbox: Outbox,
     events: VecDeque<ServerEvent>,
-    own: OwnTable,
-    accepted_at: Instant,
-    keep_alive: u32,
-    last_frame: Instant,
+    /// Table (a), from this side's first request on.
+    own: Option<Box<OwnTable>>,
+    recording: Recording,
+}
+
+/// What a session needs only until its CONNECT is decided.
+#[derive(Debug, Default)]
+struct Opening {
+    transport: TransportInfo,
     /// Bytes that arrived while the application decides on the CONNECT.
     held_input: Vec<u8>,
-    /// A DISCONNECT of ours awaits its OK.
-    disconnecting: Option<u16>,
-    recording: Recording,
 }
 
 impl ServerSession {
     /// A session for a transport accepted at `now`.
-    pub fn new(config: ServerConfig, transport: TransportInfo, now: Instant) -> Self {
-        let own = OwnTable::new(
-            config.first_stream_id,
-            config.request_timeout,
-            config.max_requests,
-            config.max_streams,
-        );
+    ///
+    /// A server with many connections passes one `Arc<ServerConfig>` to all of them.
+    pub fn new(
+        config: impl Into<Arc<ServerConfig>>,
+        transport: TransportInfo,
+        now: Instant,
+    ) -> Self {
+        let config = config.into();
         ServerSession {
             deframer: Deframer::new(config.max_body),
             config,
-            transport,
             phase: Phase::AwaitConnect,
+            keep_alive: DEFAULT_KEEP_ALIVE_SECS,
+            disconnecting: None,
+            opening: Some(Box::new(Opening {
+                transport,
+                held_input: Vec::new(),
+            })),
+            last_frame: now,
             outbox: Outbox::new(Dialect::Draft2026, Flavour::V2),
             events: VecDeque::new(),
-            own,
-            accepted_at: now,
-            keep_alive: DEFAULT_KEEP_ALIVE_SECS,
-            last_frame: now,
-            held_input: Vec::new(),
-            disconnecting: None,
+            own: None,
             recording: Recording::new(now),
         }
     }
@@ -259,8 +276,11 @@ impl ServerSession {
     /// [`ServerSession::new`], so that the trace holds every input.
     #[cfg(feature = "serde")]
     pub fn start_trace(&mut self) {
-        let config = crate::trace::server_config_json(&self.config, &self.transport);
-        let header = crate::trace::TraceWriter::header("server", &config, None, self.accepted_at);
+        let default = TransportInfo::default();
+        let transport = self.opening.as_ref().map_or(&default, |o| &o.transport);
+        let config = crate::trace::server_config_json(&self.config, transport);
+        // Before the CONNECT is decided, `last_frame` is when the transport was accepted.
+        let header = crate::trace::TraceWriter::header("server", &config, None, self.last_frame);
         self.recording.start(header);
     }
 
@@ -305,8 +325,11 @@ impl ServerSession {
     /// Updates what is known about the transport, e.g. once a TLS handshake finished and the
     /// client certificate is verified. Only before the first frame; ignored afterwards.
     pub fn set_transport(&mut self, transport: TransportInfo) {
-        if self.phase == Phase::AwaitConnect && self.deframer.stream_offset() == 0 {
-            self.transport = transport;
+        if self.phase == Phase::AwaitConnect
+            && self.deframer.stream_offset() == 0
+            && let Some(opening) = &mut self.opening
+        {
+            opening.transport = transport;
         }
     }
 
@@ -330,7 +353,7 @@ impl ServerSession {
         match self.phase {
             Phase::Closed => {}
             Phase::AwaitConnect | Phase::Authenticating { .. } => {
-                if now >= self.accepted_at + self.config.auth_deadline {
+                if now >= self.last_frame + self.config.auth_deadline {
                     self.outbox.clear();
                     self.close(CloseReason::AuthDeadline);
                 }
@@ -341,7 +364,9 @@ impl ServerSession {
                     return;
                 }
                 let mut resolved = Vec::new();
-                self.own.expire(now, &mut resolved);
+                if let Some(own) = &mut self.own {
+                    own.expire(now, &mut resolved);
+                }
                 for resolution in resolved {
                     self.resolve(resolution);
                 }
@@ -377,7 +402,11 @@ impl ServerSession {
         self.outbox.send(&Message::ok(connect_id))?;
         self.phase = Phase::Established;
         self.last_frame = now;
-        let held = std::mem::take(&mut self.held_input);
+        let held = self
+            .opening
+            .take()
+            .map(|o| o.held_input)
+            .unwrap_or_default();
         if !held.is_empty() {
             self.process(now, &held);
         }
@@ -453,15 +482,16 @@ impl ServerSession {
         self.recording.now = now;
         self.check_established()?;
         self.check_output_room()?;
-        self.own.check_capacity(true)?;
-        let id = self.own.allocate(|_| false)?;
+        let own = self.own_table();
+        own.check_capacity(true)?;
+        let id = own.allocate(|_| false)?;
         let mut m = Message::new(MessageType::StartStream)
             .with_stream_id(id)
             .with_resource(resource);
         m.interval_ms = (interval_ms > 0).then_some(interval_ms);
         self.copy_resource_for_v1(&mut m);
         self.outbox.send(&m)?;
-        self.own.insert_stream(now, id, interval_ms);
+        self.own_table().insert_stream(now, id, interval_ms);
         Ok(id)
     }
 
@@ -479,14 +509,14 @@ impl ServerSession {
         );
         self.recording.now = now;
         self.check_established()?;
-        if !self.own.is_live_stream(id) {
+        if !self.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
         }
         self.check_output_room()?;
         let mut m = Message::new(MessageType::StartStream).with_stream_id(id);
         m.interval_ms = Some(interval_ms);
         self.outbox.send(&m)?;
-        self.own.reconfigure(now, id, interval_ms)
+        self.own_table().reconfigure(now, id, interval_ms)
     }
 
     /// Stops a stream; [`ServerEvent::StreamClosed`] follows the device's answer.
@@ -494,12 +524,12 @@ impl ServerSession {
         record_command!(self, now, crate::trace::ServerCommand::StopStream { id });
         self.recording.now = now;
         self.check_established()?;
-        if !self.own.is_live_stream(id) {
+        if !self.is_live_stream(id) {
             return Err(CommandError::UnknownStream(id));
         }
         self.outbox
             .send(&Message::new(MessageType::StopStream).with_stream_id(id))?;
-        self.own.stop(now, id)
+        self.own_table().stop(now, id)
     }
 
     /// Sends DISCONNECT with `reason` and closes (spec §6.11; "replaced" when a newer connection
@@ -553,6 +583,9 @@ impl ServerSession {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         let start = buf.len();
         let n = self.outbox.drain_into(buf);
+        if self.owes_nothing() {
+            self.outbox.release();
+        }
         self.recording.output(buf, start);
         n
     }
@@ -560,6 +593,9 @@ impl ServerSession {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 && self.owes_nothing() {
+            self.events = VecDeque::new();
+        }
         self.recording
             .event(event.as_ref().map(|e| e as &dyn core::fmt::Debug));
         event
@@ -570,12 +606,12 @@ impl ServerSession {
         match self.phase {
             Phase::Closed => None,
             Phase::AwaitConnect | Phase::Authenticating { .. } => Some((
-                self.accepted_at + self.config.auth_deadline,
+                self.last_frame + self.config.auth_deadline,
                 Timer::AuthDeadline,
             )),
             Phase::Established => {
                 let expiry = (self.expiry(), Timer::KeepAliveExpiry);
-                match self.own.next_deadline() {
+                match self.own.as_ref().and_then(|own| own.next_deadline()) {
                     Some(d) if d < expiry.0 => Some((d, Timer::RequestTimeout)),
                     _ => Some(expiry),
                 }
@@ -584,6 +620,29 @@ impl ServerSession {
     }
 
     // ----- internals -----------------------------------------------------------------------
+
+    /// Table (a), allocated on first use.
+    fn own_table(&mut self) -> &mut OwnTable {
+        let config = &self.config;
+        self.own.get_or_insert_with(|| {
+            Box::new(OwnTable::new(
+                config.first_stream_id,
+                config.request_timeout,
+                config.max_requests,
+                config.max_streams,
+            ))
+        })
+    }
+
+    fn is_live_stream(&self, id: u16) -> bool {
+        self.own.as_ref().is_some_and(|own| own.is_live_stream(id))
+    }
+
+    /// No request or stream of this side is outstanding: the only steady sources of events
+    /// and output are quiet, so idle queues may give their memory back.
+    fn owes_nothing(&self) -> bool {
+        self.own.as_ref().is_none_or(|own| own.is_empty())
+    }
 
     fn not_pending(&self) -> CommandError {
         if self.phase == Phase::Closed {
@@ -621,11 +680,12 @@ impl ServerSession {
     fn request(&mut self, now: Instant, mut m: Message) -> Result<u16, CommandError> {
         self.check_established()?;
         self.check_output_room()?;
-        self.own.check_capacity(false)?;
-        let id = self.own.allocate(|_| false)?;
+        let own = self.own_table();
+        own.check_capacity(false)?;
+        let id = own.allocate(|_| false)?;
         m.stream_id = Some(id);
         self.outbox.send(&m)?;
-        self.own.insert_request(now, id, m.kind);
+        self.own_table().insert_request(now, id, m.kind);
         Ok(id)
     }
 
@@ -647,12 +707,14 @@ impl ServerSession {
 
     fn hold(&mut self, bytes: &[u8]) {
         // A client must wait for OK before sending more (§6.1); hold at most one frame's worth.
-        if self.held_input.len() + bytes.len() > self.config.max_body as usize + 16 {
+        let limit = self.config.max_body as usize + 16;
+        let opening = self.opening.get_or_insert_with(Box::default);
+        if opening.held_input.len() + bytes.len() > limit {
             self.outbox.clear();
             self.close(CloseReason::Overload);
             return;
         }
-        self.held_input.extend_from_slice(bytes);
+        opening.held_input.extend_from_slice(bytes);
     }
 
     fn close(&mut self, reason: CloseReason) {
@@ -660,7 +722,8 @@ impl ServerSession {
             return;
         }
         self.phase = Phase::Closed;
-        for entry in self.own.clear() {
+        let own = self.own.as_mut().map(|own| own.clear()).unwrap_or_default();
+        for entry in own {
             if let crate::session::requests::OwnKind::Stream { .. } = entry.kind {
                 self.events.push_back(ServerEvent::StreamClosed {
                     id: entry.id,
@@ -668,7 +731,7 @@ impl ServerSession {
                 });
             }
         }
-        self.held_input = Vec::new();
+        self.opening = None;
         self.events.push_back(ServerEvent::Closed(reason));
     }
 
@@ -785,10 +848,11 @@ impl ServerSession {
     /// Spec §6.2: only over TLS with a verified client certificate that is byte-for-byte the
     /// first certificate of the payload.
     fn certificate(&self, payload: Option<&Value>) -> Option<Credentials> {
-        if !self.transport.tls {
+        let transport = &self.opening.as_ref()?.transport;
+        if !transport.tls {
             return None;
         }
-        let verified = self.transport.verified_client_certificate.as_ref()?;
+        let verified = transport.verified_client_certificate.as_ref()?;
         let der = first_pem_certificate(payload?.as_str()?)?;
         (der == *verified).then_some(Credentials::Certificate { der })
     }
@@ -826,14 +890,15 @@ impl ServerSession {
                     Answer::Error(dialect.error_info(&m))
                 };
                 if let Some(id) = id
-                    && let Some(resolution) = self.own.answer(id, answer)
+                    && let Some(resolution) =
+                        self.own.as_mut().and_then(|own| own.answer(id, answer))
                 {
                     self.resolve(resolution);
                 }
             }
             MessageType::StreamData => {
                 if let Some(id) = id
-                    && self.own.is_live_stream(id)
+                    && self.is_live_stream(id)
                 {
                     self.events.push_back(ServerEvent::StreamData {
                         id,

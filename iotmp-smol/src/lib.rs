@@ -24,8 +24,9 @@
 //!   connections, an application command, or the core's deadline; applies it; drains the core.
 //!   One task per listener accepts. Each connection is one task that reads and writes
 //!   concurrently, and lives as long as the broker keeps its end of the connection's output
-//!   channel. Idle, it holds its 4 KiB read buffer, the socket (for TLS, with rustls's own record
-//!   buffers) and two channel ends. Output is never queued per connection ahead of the socket:
+//!   slot. Idle, it holds no read or write buffer: the socket (for TLS, with rustls's own
+//!   record buffers), the task's state and that slot; bytes are read into a buffer lent to one
+//!   read only. Output is never queued per connection ahead of the socket:
 //!   the broker hands a connection its pending bytes only when the previous write finished, so
 //!   unsent bytes wait in the session, and at most one chunk is in flight.
 //! * Shutdown: every session is closed with DISCONNECT, the listeners close, and the broker task
@@ -68,6 +69,7 @@
 //! ```
 
 mod device;
+mod outlet;
 mod server;
 
 use std::future::Future;
@@ -84,7 +86,8 @@ pub use device::{DeviceDriver, DeviceHandle, DeviceOptions, connect};
 pub use iotmp_proto as proto;
 pub use server::{Server, ServerHandle, ServerOptions, serve};
 
-/// Bytes read from a socket at a time, and held per connection while it waits for input.
+/// Bytes read from a socket at a time. A device holds this buffer while it waits for input; the
+/// server lends it to each read only.
 const READ_BUFFER: usize = 4096;
 
 /// How long a connect, a TLS handshake, a close or one write call (progress, not the whole

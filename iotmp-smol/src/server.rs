@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt, future};
+use futures_lite::{AsyncRead, AsyncWriteExt, FutureExt, future};
 use futures_rustls::{TlsAcceptor, rustls};
 use iotmp_proto::Value;
 use iotmp_proto::admission::AdmissionConfig;
@@ -21,6 +21,7 @@ use iotmp_proto::fanout::SinkId;
 use iotmp_proto::server::{ServerConfig, TransportInfo};
 use iotmp_proto::tls::transport_info;
 
+use crate::outlet::{Outlet, outlet};
 use crate::{Clock, Io, Pending, READ_BUFFER, Runtime, closed, next, or_none, timed, write_all};
 
 /// Messages from the connections to the broker task. The queue is bounded so that readers wait
@@ -245,7 +246,7 @@ enum Input {
 /// The broker task's end of a connection. Dropping it closes the connection: the writer sends
 /// what it was given, closes, and the connection task ends.
 struct ConnIo {
-    out: Sender<Vec<u8>>,
+    out: Outlet,
     /// A write is in flight: the session keeps its bytes until the writer is done.
     busy: bool,
 }
@@ -297,7 +298,7 @@ impl BrokerTask {
                     // Refused: dropping `io` closes the transport before anything is read.
                     if broker.try_open(now, conn, peer, info).is_ok() {
                         // The go-ahead: the connection task starts reading.
-                        let _ = io.out.try_send(Vec::new());
+                        io.out.admit();
                         self.conns.insert(conn, io);
                     }
                 }
@@ -339,7 +340,7 @@ impl BrokerTask {
                 && !last.is_empty()
             {
                 // Queued behind a write in flight, if any; then `io` drops and closes.
-                let _ = io.out.try_send(last);
+                let _ = io.out.send(last);
             }
         }
         let broker = self.controller.broker();
@@ -366,7 +367,7 @@ impl BrokerTask {
         };
         let mut bytes = Vec::new();
         if self.controller.broker().poll_transmit(conn, &mut bytes) > 0 {
-            io.busy = io.out.try_send(bytes).is_ok();
+            io.busy = io.out.send(bytes);
         }
     }
 }
@@ -406,7 +407,7 @@ async fn connection(
 ) {
     // IOTMP frames are small and often answer each other: do not let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
-    let (out, out_rx) = async_channel::unbounded();
+    let (out, out_rx) = outlet();
     let send = |input| inputs.send((conn, input));
     if send(Input::Open(ConnIo { out, busy: false }, peer))
         .await
@@ -414,37 +415,35 @@ async fn connection(
     {
         return;
     }
-    // The broker's admission decision comes first: an empty message lets the connection in; a
+    // The broker's admission decision comes first: `admit` lets the connection in; a
     // refused one is closed here without reading a byte.
-    if out_rx.recv().await.is_err() {
+    if !out_rx.admitted().await {
         return;
     }
     let stream: Box<dyn Io> = match tls {
         None => Box::new(tcp),
         // Nothing is written before the handshake is done, so `out` closing can only mean the
         // broker gave up on it (authentication deadline).
-        Some(acceptor) => match or_none(acceptor.accept(tcp), closed(&out_rx)).await {
+        Some(acceptor) => match or_none(handshake(acceptor, tcp), out_rx.closed()).await {
             None => return,
             Some(Err(_)) => {
                 let _ = send(Input::Eof).await;
                 return;
             }
-            Some(Ok(tls)) => {
-                let peer = tls.get_ref().1.peer_certificates();
-                if send(Input::Tls(transport_info(peer))).await.is_err() {
+            Some(Ok((tls, info))) => {
+                if send(Input::Tls(info)).await.is_err() {
                     return;
                 }
-                Box::new(tls)
+                tls
             }
         },
     };
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let read = async {
-        let mut buf = vec![0; READ_BUFFER];
         loop {
             // An error ends the transport like EOF does (non-blocking reads are not interrupted).
-            let input = match reader.read(&mut buf).await {
-                Ok(n) if n > 0 => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
+            let input = match read_some(&mut reader).await {
+                Ok(bytes) if !bytes.is_empty() => Input::Bytes(bytes),
                 _ => Input::Eof,
             };
             let eof = matches!(input, Input::Eof);
@@ -458,7 +457,7 @@ async fn connection(
         }
     };
     let write = async {
-        while let Ok(bytes) = out_rx.recv().await {
+        while let Some(bytes) = out_rx.recv().await {
             let written = write_all(&mut writer, &bytes).await.is_ok();
             let input = if written { Input::Wrote } else { Input::Eof };
             if send(input).await.is_err() || !written {
@@ -470,4 +469,48 @@ async fn connection(
     };
     // The writer ends the connection: a read in progress is simply dropped.
     read.or(write).await;
+}
+
+/// A finished TLS handshake: the secured transport and what it tells of the client.
+type Handshake =
+    std::pin::Pin<Box<dyn Future<Output = io::Result<(Box<dyn Io>, TransportInfo)>> + Send>>;
+
+/// The TLS handshake, boxed: rustls's state is over a kilobyte, and a future holding it inline
+/// would make every connection's task that much larger for its whole life, TLS or not.
+fn handshake(acceptor: TlsAcceptor, tcp: TcpStream) -> Handshake {
+    Box::pin(async move {
+        let tls = acceptor.accept(tcp).await?;
+        let info = transport_info(tls.get_ref().1.peer_certificates());
+        Ok((Box::new(tls) as Box<dyn Io>, info))
+    })
+}
+
+/// Reads what the transport has into a buffer lent only for the read itself, and returns a copy
+/// of the bytes (empty at end of stream). The buffer lives in one `poll` call, not across the
+/// wait for input, so an idle connection's task holds no read buffer (it used to hold 4 KiB).
+async fn read_some(reader: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [0; READ_BUFFER];
+        std::pin::Pin::new(&mut *reader)
+            .poll_read(cx, &mut buf)
+            .map_ok(|n| buf.get(..n).unwrap_or_default().to_vec())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection's task holds this future for its whole life: what only the TLS
+    /// handshake or a read needs must not be inline (it was 5.6 KB with both).
+    #[test]
+    fn a_connection_task_stays_small() -> std::io::Result<()> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let _client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let tcp = super::TcpStream::try_from(listener.accept()?.0)?;
+        let (inputs, _rx) = async_channel::bounded(1);
+        let task = super::connection(1, tcp, None, None, inputs);
+        let size = size_of_val(&task);
+        assert!(size <= 1024, "{size}");
+        Ok(())
+    }
 }

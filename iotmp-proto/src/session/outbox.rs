@@ -40,6 +40,13 @@ impl Outbox {
         self.bytes = Vec::new();
     }
 
+    /// Gives the memory of an empty queue back (a queue with bytes keeps them).
+    pub(crate) fn release(&mut self) {
+        if self.bytes.is_empty() {
+            self.bytes = Vec::new();
+        }
+    }
+
     /// Moves every queued byte to the end of `buf`; returns how many.
     pub(crate) fn drain_into(&mut self, buf: &mut Vec<u8>) -> usize {
         let n = self.bytes.len();

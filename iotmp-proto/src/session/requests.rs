@@ -99,6 +99,11 @@ impl OwnTable {
         }
     }
 
+    /// Nothing outstanding: no request and no stream.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub(crate) fn pending(&self) -> usize {
         self.entries.iter().filter(|e| e.deadline.is_some()).count()
     }
