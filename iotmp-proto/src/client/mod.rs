@@ -491,6 +491,11 @@ impl Client {
         let mut resolved = Vec::new();
         self.own.expire(now, &mut resolved);
         for resolution in resolved {
+            // A CONNECT or DISCONNECT timing out closes the session, and Closed must stay the
+            // last event: the other requests of the batch just end with the connection.
+            if self.phase == Phase::Closed {
+                break;
+            }
             self.resolve(now, resolution);
         }
         if self.phase != Phase::Connected {

@@ -1,0 +1,67 @@
+//! Bugs the session fuzz targets (`fuzz/`, `session_*`) found, pinned as plain tests.
+
+// Test helpers may unwrap: a failed expectation must stop the test loudly.
+#![allow(clippy::unwrap_used)]
+
+use core::time::Duration;
+
+use iotmp_proto::client::{ResourceKind, Resources};
+use iotmp_proto::frame::Deframer;
+use iotmp_proto::{Client, ClientConfig, ClientEvent, CloseReason, Dialect, Instant, Message};
+
+fn connected_client(dialect: Dialect) -> Client {
+    let mut config = ClientConfig::new(dialect, "alice", "dev01", "s3cr3t");
+    config.request_timeout = Duration::from_secs(1);
+    let resources = Resources::new().with("temp", ResourceKind::Output);
+    let mut client = Client::new(config, resources, Instant::ZERO).unwrap();
+    let mut out = Vec::new();
+    client.poll_transmit(&mut out);
+    let mut input = &out[..];
+    let mut deframer = Deframer::default();
+    let frame = deframer.next_frame(&mut input).unwrap().unwrap();
+    let connect = dialect.decode(frame.type_code, frame.body).unwrap();
+    let mut ok = Vec::new();
+    dialect
+        .encode(
+            &Message::ok(connect.stream_id.unwrap()),
+            iotmp_proto::Flavour::V2,
+            &mut ok,
+        )
+        .unwrap();
+    client.handle_input(Instant::ZERO, &ok);
+    client.poll_transmit(&mut Vec::new());
+    assert_eq!(client.poll_event(), Some(ClientEvent::Connected));
+    client
+}
+
+fn events(client: &mut Client) -> Vec<ClientEvent> {
+    std::iter::from_fn(|| client.poll_event()).collect()
+}
+
+/// A DISCONNECT waiting for its OK times out in the same `handle_timeout` as a RUN sent after
+/// it: the session closes, and `Closed` must be the last event (it used to be followed by the
+/// RUN's `RequestTimedOut`).
+#[test]
+fn closed_stays_last_when_disconnect_and_run_time_out_together() {
+    for dialect in [Dialect::Draft2020, Dialect::Draft2026] {
+        let mut client = connected_client(dialect);
+        let now = Instant::from_millis(100);
+        client.disconnect(now, None, true).unwrap();
+        // The DISCONNECT is outstanding, so the RUN gets the next (higher) id.
+        let run = client.run(now, "lamp", None, false).unwrap();
+        assert!(run.is_some());
+        client.handle_timeout(now + Duration::from_secs(2));
+        let events = events(&mut client);
+        assert_eq!(
+            events.last(),
+            Some(&ClientEvent::Closed(CloseReason::LocalDisconnect)),
+            "{dialect}: {events:?}"
+        );
+        assert_eq!(
+            events.len(),
+            1,
+            "{dialect}: nothing may follow or precede Closed here: {events:?}"
+        );
+        assert!(client.poll_event().is_none());
+    }
+}
