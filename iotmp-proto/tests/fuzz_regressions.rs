@@ -7,7 +7,11 @@ use core::time::Duration;
 
 use iotmp_proto::client::{ResourceKind, Resources};
 use iotmp_proto::frame::Deframer;
-use iotmp_proto::{Client, ClientConfig, ClientEvent, CloseReason, Dialect, Instant, Message};
+use iotmp_proto::server::TransportInfo;
+use iotmp_proto::{
+    Client, ClientConfig, ClientEvent, CloseReason, Dialect, Instant, Message, ServerConfig,
+    ServerSession, Value,
+};
 
 fn connected_client(dialect: Dialect) -> Client {
     let mut config = ClientConfig::new(dialect, "alice", "dev01", "s3cr3t");
@@ -63,5 +67,35 @@ fn closed_stays_last_when_disconnect_and_run_time_out_together() {
             "{dialect}: nothing may follow or precede Closed here: {events:?}"
         );
         assert!(client.poll_event().is_none());
+    }
+}
+
+/// A CONNECT with stream id 0 has no stream id (spec §6.4): the server closes without an answer
+/// (§6.1 step 3). It used to go on and refuse it with an ERROR carrying id 0.
+#[test]
+fn connect_with_stream_id_zero_is_closed_without_an_answer() {
+    for dialect in [Dialect::Draft2020, Dialect::Draft2026] {
+        // Credentials of the wrong shape, so that before the fix it was refused with ERROR 2.
+        let connect = Message::new(iotmp_proto::MessageType::Connect)
+            .with_stream_id(0)
+            .with_payload(Value::Array(vec![Value::from("alice")]));
+        let mut frame = Vec::new();
+        dialect
+            .encode(&connect, iotmp_proto::Flavour::V2, &mut frame)
+            .unwrap();
+        let mut session = ServerSession::new(
+            ServerConfig::default(),
+            TransportInfo::default(),
+            Instant::ZERO,
+        );
+        session.handle_input(Instant::ZERO, &frame);
+        let mut out = Vec::new();
+        session.poll_transmit(&mut out);
+        assert!(out.is_empty(), "{dialect}: answered with {out:02X?}");
+        assert_eq!(
+            session.poll_event(),
+            Some(iotmp_proto::ServerEvent::Closed(CloseReason::NotConnect)),
+            "{dialect}"
+        );
     }
 }
