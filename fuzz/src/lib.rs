@@ -4,8 +4,8 @@
 //! `iotmp-proto` or in these assertions) is a bug worth reporting. Nothing in this file is
 //! allowed to panic on its own for a legitimate reason.
 
-use iotmp_proto::frame::{Deframer, FrameError, DEFAULT_MAX_BODY};
-use iotmp_proto::pson::{self, protoson, v2, Flavour, ValueErrorKind};
+use iotmp_proto::frame::{DEFAULT_MAX_BODY, Deframer, FrameError};
+use iotmp_proto::pson::{self, Flavour, ValueErrorKind, protoson, v2};
 use iotmp_proto::value::MAX_DEPTH;
 use iotmp_proto::{Dialect, Message, MessageErrorKind, Outcome, Value};
 
@@ -52,7 +52,7 @@ impl Chunker {
     }
 
     /// Splits `stream` into chunks (some possibly empty) covering it exactly, in order.
-    pub fn split<'a>(mut self, stream: &'a [u8]) -> Vec<&'a [u8]> {
+    pub fn split(mut self, stream: &[u8]) -> Vec<&[u8]> {
         let mut chunks = Vec::new();
         let mut rest = stream;
         while !rest.is_empty() {
@@ -67,7 +67,11 @@ impl Chunker {
 
 /// The body limit selected by the control byte (see [`Chunker`]).
 pub fn body_limit(control: u8) -> u32 {
-    if control & 0x80 != 0 { u32::from((control >> 4) & 0x07) * 9 } else { DEFAULT_MAX_BODY }
+    if control & 0x80 != 0 {
+        u32::from((control >> 4) & 0x07) * 9
+    } else {
+        DEFAULT_MAX_BODY
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,26 +105,44 @@ pub fn deframe<'a>(limit: u32, chunks: impl IntoIterator<Item = &'a [u8]>) -> De
             let before = input.len();
             match deframer.next_frame(&mut input) {
                 Ok(Some(frame)) => {
-                    assert!(frame.body.len() as u64 <= u64::from(limit), "frame body above the limit");
+                    assert!(
+                        frame.body.len() as u64 <= u64::from(limit),
+                        "frame body above the limit"
+                    );
                     frames.push((frame.type_code, frame.body.to_vec()));
                 }
                 Ok(None) => {
-                    assert!(input.is_empty(), "next_frame returned None with {} bytes left", input.len());
+                    assert!(
+                        input.is_empty(),
+                        "next_frame returned None with {} bytes left",
+                        input.len()
+                    );
                     break;
                 }
                 Err(e) => {
-                    assert_eq!(e.outcome(), Outcome::Close, "framing errors close the connection");
+                    assert_eq!(
+                        e.outcome(),
+                        Outcome::Close,
+                        "framing errors close the connection"
+                    );
                     let _ = e.to_string();
                     assert!(input.len() <= before);
                     // Errors are sticky, whatever comes next.
                     let mut more: &[u8] = &[0x01, 0x00];
-                    assert_eq!(deframer.next_frame(&mut more).map(|f| f.is_some()), Err(e), "error not sticky");
+                    assert_eq!(
+                        deframer.next_frame(&mut more).map(|f| f.is_some()),
+                        Err(e),
+                        "error not sticky"
+                    );
                     error = Some(e);
                     break 'chunks;
                 }
             }
         }
-        assert!(deframer.stream_offset() <= fed, "stream offset beyond the bytes fed");
+        assert!(
+            deframer.stream_offset() <= fed,
+            "stream offset beyond the bytes fed"
+        );
     }
     let between = deframer.is_between_frames();
     let offset = if error.is_none() {
@@ -128,10 +150,19 @@ pub fn deframe<'a>(limit: u32, chunks: impl IntoIterator<Item = &'a [u8]>) -> De
         // still being assembled (at most ten); between frames it is exactly what was fed.
         let offset = deframer.stream_offset();
         let unaccounted = fed - offset;
-        assert!(unaccounted <= 10, "{unaccounted} bytes fed but not counted in the offset");
-        assert!(unaccounted <= deframer.buffered() as u64, "bytes missing from the offset are not buffered");
+        assert!(
+            unaccounted <= 10,
+            "{unaccounted} bytes fed but not counted in the offset"
+        );
+        assert!(
+            unaccounted <= deframer.buffered() as u64,
+            "bytes missing from the offset are not buffered"
+        );
         if between {
-            assert_eq!(offset, fed, "between frames the offset must equal the bytes fed");
+            assert_eq!(
+                offset, fed,
+                "between frames the offset must equal the bytes fed"
+            );
         }
         Some(offset)
     } else {
@@ -139,7 +170,11 @@ pub fn deframe<'a>(limit: u32, chunks: impl IntoIterator<Item = &'a [u8]>) -> De
     };
     let finish = deframer.finish();
     match error {
-        None => assert_eq!(finish.is_ok(), between, "finish() disagrees with is_between_frames()"),
+        None => assert_eq!(
+            finish.is_ok(),
+            between,
+            "finish() disagrees with is_between_frames()"
+        ),
         Some(e) => assert_eq!(finish, Err(e), "finish() after an error must repeat it"),
     }
     if let Err(e) = finish {
@@ -147,7 +182,12 @@ pub fn deframe<'a>(limit: u32, chunks: impl IntoIterator<Item = &'a [u8]>) -> De
         // finish() is sticky too.
         assert_eq!(deframer.finish(), Err(e));
     }
-    DeframeRun { frames, error, finish, offset }
+    DeframeRun {
+        frames,
+        error,
+        finish,
+        offset,
+    }
 }
 
 /// The whole deframe → decode → re-encode → decode check for one fuzz input.
@@ -191,7 +231,11 @@ pub fn check_frame(dialect: Dialect, type_code: u32, body: &[u8]) {
                     assert_eq!(outcome, Outcome::Ignore);
                 }
                 _ => {
-                    assert_eq!(e.message_type, known.map(|(kind, _)| kind), "error names the wrong type");
+                    assert_eq!(
+                        e.message_type,
+                        known.map(|(kind, _)| kind),
+                        "error names the wrong type"
+                    );
                     assert!(e.offset <= body.len(), "error offset beyond the body");
                     match outcome {
                         Outcome::DropAndError { stream_id } => {
@@ -231,17 +275,29 @@ pub fn check_message(dialect: Dialect, first: &Message) {
                 let mut deframer = Deframer::new(u32::MAX);
                 let frame = match deframer.next_frame(&mut input) {
                     Ok(Some(frame)) => frame,
-                    other => panic!("re-encoded {first:?} ({flavour:?}) is not one whole frame: {other:?}"),
+                    other => panic!(
+                        "re-encoded {first:?} ({flavour:?}) is not one whole frame: {other:?}"
+                    ),
                 };
-                assert!(input.is_empty(), "re-encoding of {first:?} has bytes after the frame");
+                assert!(
+                    input.is_empty(),
+                    "re-encoding of {first:?} has bytes after the frame"
+                );
                 let second = match dialect.decode(frame.type_code, frame.body) {
                     Ok(m) => m,
-                    Err(e) => panic!("re-encoded {first:?} ({flavour:?}) does not decode: {e}\nbytes {frame_bytes:02X?}"),
+                    Err(e) => panic!(
+                        "re-encoded {first:?} ({flavour:?}) does not decode: {e}\nbytes {frame_bytes:02X?}"
+                    ),
                 };
-                assert_eq!(first, &second, "round trip changed the message ({flavour:?}); bytes {frame_bytes:02X?}");
+                assert_eq!(
+                    first, &second,
+                    "round trip changed the message ({flavour:?}); bytes {frame_bytes:02X?}"
+                );
                 let mut again = Vec::new();
                 match dialect.encode(&second, flavour, &mut again) {
-                    Ok(()) => assert_eq!(again, frame_bytes, "encoding is not stable ({flavour:?})"),
+                    Ok(()) => {
+                        assert_eq!(again, frame_bytes, "encoding is not stable ({flavour:?})")
+                    }
                     Err(e) => panic!("re-decoded message does not encode again ({flavour:?}): {e}"),
                 }
             }
@@ -271,16 +327,27 @@ pub fn check_value(flavour: Flavour, data: &[u8]) {
     let prefix = decode_prefix(data);
     match (&whole, &prefix) {
         (Ok(value), Ok((prefix_value, used))) => {
-            assert_eq!(*used, data.len(), "whole decode succeeded but the prefix is shorter");
+            assert_eq!(
+                *used,
+                data.len(),
+                "whole decode succeeded but the prefix is shorter"
+            );
             assert_eq!(value, prefix_value);
         }
         (Ok(_), Err(e)) => panic!("whole decode succeeded but prefix decode failed: {e}"),
         (Err(e), Ok((prefix_value, used))) => {
-            assert!(*used < data.len(), "prefix used all bytes but whole decode failed: {e}");
+            assert!(
+                *used < data.len(),
+                "prefix used all bytes but whole decode failed: {e}"
+            );
             assert_eq!(e.kind, ValueErrorKind::TrailingBytes);
             assert_eq!(e.offset, *used);
             let head = data.get(..*used).unwrap_or_default();
-            assert_eq!(decode(head).as_ref(), Ok(prefix_value), "the used prefix alone does not decode the same");
+            assert_eq!(
+                decode(head).as_ref(),
+                Ok(prefix_value),
+                "the used prefix alone does not decode the same"
+            );
         }
         (Err(a), Err(b)) => {
             assert_eq!(a, b, "whole and prefix decode fail differently");
@@ -297,7 +364,11 @@ pub fn check_value(flavour: Flavour, data: &[u8]) {
 /// must decode back to an equal value and re-encode to the same bytes.
 pub fn check_value_roundtrip(_decoded_by: Flavour, value: &Value) {
     let _ = value.to_string();
-    assert!(value.depth() <= MAX_DEPTH, "decoder produced a value nested {} deep", value.depth());
+    assert!(
+        value.depth() <= MAX_DEPTH,
+        "decoder produced a value nested {} deep",
+        value.depth()
+    );
     for flavour in [Flavour::V2, Flavour::V1] {
         let (decode, _) = codec(flavour);
         let mut out = vec![0x55];
@@ -307,9 +378,14 @@ pub fn check_value_roundtrip(_decoded_by: Flavour, value: &Value) {
         let bytes = out.get(1..).unwrap_or_default();
         let back = match decode(bytes) {
             Ok(v) => v,
-            Err(e) => panic!("{flavour:?} encoding of {value:?} does not decode: {e}; bytes {bytes:02X?}"),
+            Err(e) => {
+                panic!("{flavour:?} encoding of {value:?} does not decode: {e}; bytes {bytes:02X?}")
+            }
         };
-        assert_eq!(&back, value, "{flavour:?} round trip changed the value; bytes {bytes:02X?}");
+        assert_eq!(
+            &back, value,
+            "{flavour:?} round trip changed the value; bytes {bytes:02X?}"
+        );
         let mut again = Vec::new();
         match pson::encode(flavour, &back, &mut again) {
             Ok(()) => assert_eq!(again, bytes, "{flavour:?} encoding is not stable"),
@@ -317,3 +393,13 @@ pub fn check_value_roundtrip(_decoded_by: Flavour, value: &Value) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+pub mod client_fuzz;
+pub mod draw;
+pub mod odd;
+pub mod server_fuzz;
+pub mod wire;

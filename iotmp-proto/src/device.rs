@@ -279,15 +279,26 @@ impl Device {
                         Some(handler) => handler.run(run.input, run.params.as_ref()),
                         None => Err(HandlerError::new("no handler")),
                     };
-                    // The run is pending until now, so this cannot fail for a missing request.
-                    let _ = self.client.respond(now, run.id, result);
+                    // The run is pending until now, so this cannot fail for a missing request;
+                    // an output the dialect cannot carry becomes a handler failure (§6.5.1).
+                    if let Err(CommandError::Encode(e)) = self.client.respond(now, run.id, result) {
+                        let failure = Err(HandlerError::new(format!("output not sendable: {e}")));
+                        let _ = self.client.respond(now, run.id, failure);
+                    }
                 }
                 ClientEvent::ValueNeeded { resource } => {
                     let value = match self.handler(&resource) {
                         Some(handler) => handler.read(),
                         None => Err(HandlerError::new("no handler")),
                     };
-                    let _ = self.client.provide_value(now, &resource, value);
+                    // A value the dialect cannot carry is a failed read: no data message, and
+                    // a waiting DESCRIBE gets an ERROR (§6.7).
+                    if let Err(CommandError::Encode(e)) =
+                        self.client.provide_value(now, &resource, value)
+                    {
+                        let failure = Err(HandlerError::new(format!("value not sendable: {e}")));
+                        let _ = self.client.provide_value(now, &resource, failure);
+                    }
                 }
                 other => self.events.push_back(other),
             }

@@ -799,7 +799,9 @@ impl ServerSession {
                 return;
             }
         };
-        let Some(id) = connect.stream_id else {
+        // A stream id of 0 means "no stream id" (§6.4), and a CONNECT without one is closed
+        // without an answer (§6.1 step 3): an ERROR could only carry the id 0.
+        let Some(id) = connect.request_id() else {
             self.close(CloseReason::NotConnect);
             return;
         };

@@ -491,6 +491,11 @@ impl Client {
         let mut resolved = Vec::new();
         self.own.expire(now, &mut resolved);
         for resolution in resolved {
+            // A CONNECT or DISCONNECT timing out closes the session, and Closed must stay the
+            // last event: the other requests of the batch just end with the connection.
+            if self.phase == Phase::Closed {
+                break;
+            }
             self.resolve(now, resolution);
         }
         if self.phase != Phase::Connected {
@@ -537,7 +542,8 @@ impl Client {
 
     // ----- commands ------------------------------------------------------------------------
 
-    /// Answers a [`ClientEvent::Run`].
+    /// Answers a [`ClientEvent::Run`]. Fails with [`CommandError::Encode`] (nothing sent, the
+    /// RUN still pending) when the output cannot be carried by the dialect.
     pub fn respond(
         &mut self,
         now: Instant,
@@ -561,13 +567,15 @@ impl Client {
             .iter()
             .position(|r| r.token == run)
             .ok_or(CommandError::NothingPending)?;
-        let pending = self.runs.swap_remove(index);
-        if let Some(id) = pending.stream_id {
+        let Some((stream_id, kind)) = self.runs.get(index).map(|r| (r.stream_id, r.kind)) else {
+            return Err(CommandError::NothingPending);
+        };
+        if let Some(id) = stream_id {
             let dialect = self.config.dialect;
             let reply = match result {
                 Ok(output) => {
                     let mut ok = Message::ok(id);
-                    if pending.kind.gives_output() {
+                    if kind.gives_output() {
                         ok.payload = output.value;
                     }
                     if dialect == Dialect::Draft2026 {
@@ -577,8 +585,12 @@ impl Client {
                 }
                 Err(e) => dialect.error_message(id, Some(e.code), Some(&e.message)),
             };
-            self.send_or_report(&reply);
+            // An output the dialect cannot carry (a 2020 integer below -2^63, say) is the
+            // application's to fix: the command fails, nothing is sent, and the RUN stays
+            // pending so that it can be answered again.
+            self.outbox.send(&reply)?;
         }
+        let pending = self.runs.swap_remove(index);
         if pending.had_payload {
             // The echo rule (§6.5.1): an input changes what event listeners should see.
             self.stream_inner(&pending.resource)?;
@@ -587,7 +599,9 @@ impl Client {
     }
 
     /// Answers a [`ClientEvent::ValueNeeded`]: the value goes to every stream and DESCRIBE that
-    /// waits for `resource`; an error means no data message follows (spec §6.7).
+    /// waits for `resource`; an error means no data message follows (spec §6.7). Fails with
+    /// [`CommandError::Encode`] (nothing sent, everyone still waiting) when the value cannot be
+    /// carried by the dialect.
     pub fn provide_value(
         &mut self,
         now: Instant,
@@ -611,10 +625,9 @@ impl Client {
         for entry in self
             .streams
             .entries
-            .iter_mut()
+            .iter()
             .filter(|e| e.resource == resource && e.wants_value)
         {
-            entry.wants_value = false;
             if let Ok(v) = &value {
                 let mut m = Message::stream_data(entry.id, entry.kind(), v.clone());
                 if dialect == Dialect::Draft2026 {
@@ -623,12 +636,7 @@ impl Client {
                 messages.push(m);
             }
         }
-        let mut remaining = Vec::with_capacity(self.describes.len());
-        for pending in std::mem::take(&mut self.describes) {
-            if pending.resource != resource {
-                remaining.push(pending);
-                continue;
-            }
+        for pending in self.describes.iter().filter(|d| d.resource == resource) {
             messages.push(match &value {
                 Ok(v) => {
                     let key = if pending.kind == ResourceKind::Input {
@@ -643,10 +651,22 @@ impl Client {
                 Err(e) => dialect.error_message(pending.stream_id, Some(e.code), Some(&e.message)),
             });
         }
-        self.describes = remaining;
+        // Everything is encoded before anything changes: a value the dialect cannot carry fails
+        // the command, sends nothing and leaves the streams and DESCRIBEs waiting for a value.
+        let mut frames = Vec::new();
         for m in &messages {
-            self.send_or_report(m);
+            dialect.encode(m, self.outbox.flavour, &mut frames)?;
         }
+        for entry in self
+            .streams
+            .entries
+            .iter_mut()
+            .filter(|e| e.resource == resource)
+        {
+            entry.wants_value = false;
+        }
+        self.describes.retain(|d| d.resource != resource);
+        self.outbox.send_raw(&frames);
         Ok(())
     }
 
