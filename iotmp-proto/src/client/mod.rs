@@ -512,11 +512,7 @@ impl Client {
             }
             self.outbox.send_raw(self.config.dialect.keep_alive_frame());
             self.awaiting_traffic = true;
-            let mut next = due + self.keep_alive;
-            while next <= now {
-                next += self.keep_alive;
-            }
-            self.next_keep_alive = Some(next);
+            self.next_keep_alive = Some(next_on_schedule(due, self.keep_alive, now));
         }
         let mut due = Vec::new();
         self.streams.mark_due(now, &mut due);
@@ -1193,5 +1189,48 @@ impl Client {
                 self.events.push_back(ClientEvent::ValueNeeded { resource });
             }
         }
+    }
+}
+
+/// The first time of the fixed schedule `due + k·period` (k ≥ 1) after `now` (spec §6.3:
+/// keep-alives keep their schedule whatever the traffic, missed ones are not sent late). Computed,
+/// not stepped: a keep-alive of 0 s (which only the application can configure) counts as 1 s,
+/// and a clock at the end of its range yields that end instead of looping.
+fn next_on_schedule(due: Instant, period: Duration, now: Instant) -> Instant {
+    let period = period.as_micros().max(1_000_000);
+    let behind = u128::from(now.as_micros().saturating_sub(due.as_micros()));
+    let steps = behind / period + 1;
+    let offset = steps.saturating_mul(period);
+    due + Duration::from_micros(u64::try_from(offset).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> Instant {
+        Instant::from_micros(secs * 1_000_000)
+    }
+
+    #[test]
+    fn the_schedule_skips_missed_keep_alives() {
+        let period = Duration::from_secs(60);
+        assert_eq!(next_on_schedule(at(60), period, at(60)), at(120));
+        assert_eq!(next_on_schedule(at(60), period, at(119)), at(120));
+        assert_eq!(next_on_schedule(at(60), period, at(120)), at(180));
+        assert_eq!(next_on_schedule(at(60), period, at(1000)), at(1020));
+    }
+
+    #[test]
+    fn a_zero_keep_alive_counts_as_one_second() {
+        assert_eq!(next_on_schedule(at(5), Duration::ZERO, at(5)), at(6));
+        assert_eq!(next_on_schedule(at(5), Duration::ZERO, at(7)), at(8));
+    }
+
+    #[test]
+    fn the_end_of_the_clock_does_not_loop() {
+        let end = Instant::from_micros(u64::MAX);
+        let next = next_on_schedule(at(1), Duration::from_secs(60), end);
+        assert_eq!(next, end);
     }
 }
