@@ -33,6 +33,7 @@ mod auth;
 mod backend;
 mod data;
 mod errors;
+mod gate;
 mod json;
 mod routes;
 mod server;

@@ -31,8 +31,12 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value as Json, json};
 
+use iotmp_proto::Value;
+use iotmp_proto::json::value::write_json;
+
 use super::errors::ApiError;
-use super::json::{ApiBody, empty, value_json};
+use super::gate::Gate;
+use super::json::{ApiBody, empty};
 use super::routes::header_has_token;
 use super::server::{App, ConnContext};
 use super::sink::{SinkReceiver, Wakeup};
@@ -208,17 +212,29 @@ struct Socket {
     ws: Ws,
     app: Arc<App>,
     wakeup: Wakeup,
+    /// Polls the client's read only when the socket woke it: most wake-ups are for values.
+    client_gate: Gate,
 }
 
 impl Socket {
     fn new(ws: Ws, app: Arc<App>, wakeup: Wakeup) -> Self {
-        Socket { ws, app, wakeup }
+        Socket {
+            ws,
+            app,
+            wakeup,
+            client_gate: Gate::new(),
+        }
     }
 
     /// The next event; `outcomes` is only given on multi-resource sockets.
     async fn next(&mut self, outcomes: Option<&async_channel::Receiver<Outcome>>) -> Event {
-        let Socket { ws, app, wakeup } = self;
-        let client = async { Event::Client(ws.next().await) };
+        let Socket {
+            ws,
+            app,
+            wakeup,
+            client_gate,
+        } = self;
+        let client = async { Event::Client(client_gate.wrap(ws.next()).await) };
         let values = async {
             wakeup.wait().await;
             Event::Values
@@ -243,6 +259,14 @@ impl Socket {
     /// Sends one text frame.
     async fn send(&mut self, json: &Json) -> Result<(), tungstenite::Error> {
         self.ws.send(Message::text(json.to_string())).await
+    }
+
+    /// Sends one text frame of JSON text written by [`write_json`].
+    async fn send_text(&mut self, text: Vec<u8>) -> Result<(), tungstenite::Error> {
+        // The writer only writes UTF-8; the lossy path is never taken.
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        self.ws.send(Message::text(text)).await
     }
 
     /// Closes with `code` (errors ignored: the socket is going away anyway).
@@ -291,7 +315,7 @@ impl Socket {
                 // The value's JSON, nothing else (§8.4).
                 let mut sent = 0;
                 while let Some(value) = values.try_recv() {
-                    if self.send(&value_json(Some(&value.value))).await.is_err() {
+                    if self.send_text(value_text(&value.value)).await.is_err() {
                         return;
                     }
                     sent += 1;
@@ -434,12 +458,8 @@ impl Socket {
                     continue;
                 };
                 any = true;
-                let frame = json!({
-                    "resource": resource,
-                    "value": value_json(Some(&value.value)),
-                    "ts": value.ts_unix_ms,
-                });
-                self.send(&frame).await?;
+                let frame = data_frame(resource, &value.value, value.ts_unix_ms);
+                self.send_text(frame).await?;
                 sent += 1;
             }
             if !any {
@@ -455,6 +475,28 @@ impl Socket {
         }
         Ok(())
     }
+}
+
+/// A single-resource data frame: the value's JSON, nothing else (§8.4).
+fn value_text(value: &Value) -> Vec<u8> {
+    let mut text = Vec::with_capacity(32);
+    write_json(value, &mut text);
+    text
+}
+
+/// A multi-resource data frame, `{"resource": <name>, "value": <json>, "ts": <unix ms>}`,
+/// written in one pass.
+fn data_frame(resource: &str, value: &Value, ts_unix_ms: u64) -> Vec<u8> {
+    let mut text = Vec::with_capacity(64 + resource.len());
+    text.extend_from_slice(b"{\"resource\":");
+    // Writing a string into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut text, resource);
+    text.extend_from_slice(b",\"value\":");
+    write_json(value, &mut text);
+    text.extend_from_slice(b",\"ts\":");
+    text.extend_from_slice(ts_unix_ms.to_string().as_bytes());
+    text.push(b'}');
+    text
 }
 
 /// `{"resource": <name or null>, "error": <text>}`.
@@ -607,6 +649,25 @@ mod tests {
         }
         let big = format!(r#"{{"resource":"{}"}}"#, "x".repeat(5000));
         assert!(err(&big).1.contains("4096"));
+    }
+
+    #[test]
+    fn data_frames_are_the_json_of_the_spec() {
+        let mut map = iotmp_proto::value::Map::new();
+        map.insert("t", Value::F32(21.5));
+        map.insert("s", Value::from("a\"b"));
+        let value = Value::Map(map);
+        let frame = data_frame("te\"mp", &value, 1_767_225_600_123);
+        let expected = json!({
+            "resource": "te\"mp",
+            "value": iotmp_proto::json::value::to_json(&value),
+            "ts": 1_767_225_600_123u64,
+        });
+        assert_eq!(String::from_utf8(frame).unwrap(), expected.to_string());
+        assert_eq!(
+            String::from_utf8(value_text(&value)).unwrap(),
+            r#"{"t":21.5,"s":"a\"b"}"#
+        );
     }
 
     #[test]

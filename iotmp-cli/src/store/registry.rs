@@ -112,6 +112,14 @@ impl Index {
         }
     }
 
+    /// Whether `user` has a device called `device`: one map probe, for every API request on a
+    /// device (listing the user's devices would cost one clone per device).
+    pub(crate) fn has_device(&self, user: &str, device: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|entry| entry.devices.contains_key(device))
+    }
+
     /// The devices of `user` by device id; empty for an unknown user.
     pub(crate) fn devices_of(&self, user: &str) -> Vec<DeviceInfo> {
         self.users

@@ -620,6 +620,22 @@ fn the_index_answers_like_the_store() {
         registry.devices_of("alice"),
         store.devices_of("alice").unwrap()
     );
+    for (user, device) in [
+        ("alice", "dev01"),
+        ("alice", "nope"),
+        ("bob", "dev01"),
+        ("x", "y"),
+    ] {
+        assert_eq!(
+            index.has_device(user, device),
+            index
+                .devices_of(user)
+                .iter()
+                .any(|d| &*d.device.name == device),
+            "{user}/{device}"
+        );
+    }
+    assert!(index.has_device("alice", "dev01"));
 }
 
 #[test]

@@ -62,6 +62,91 @@ pub fn to_json(value: &Value) -> Json {
     }
 }
 
+/// Appends `value` as JSON text to `out`: the same text as `to_json(value).to_string()`, in one
+/// pass without building the JSON tree (the API's streams write every delivered value).
+pub fn write_json(value: &Value, out: &mut Vec<u8>) {
+    // Writing into a `Vec` cannot fail (allocation failure aborts), so the `io::Result`s of the
+    // formatter carry nothing.
+    let _ = write_value(value, out);
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) -> std::io::Result<()> {
+    use serde_json::ser::{CompactFormatter, Formatter as _};
+    use std::io::Write as _;
+    let mut f = CompactFormatter;
+    match value {
+        Value::Null => f.write_null(out),
+        Value::Bool(b) => f.write_bool(out, *b),
+        Value::UInt(u) => f.write_u64(out, *u),
+        Value::NegInt(m) => match Value::NegInt(*m)
+            .as_i128()
+            .and_then(|n| i64::try_from(n).ok())
+        {
+            Some(n) => f.write_i64(out, n),
+            None => f.write_null(out),
+        },
+        Value::F32(x) if x.is_finite() => write_float(out, format_args!("{x:?}")),
+        Value::F64(x) if x.is_finite() => write_float(out, format_args!("{x:?}")),
+        Value::F32(_) | Value::F64(_) => f.write_null(out),
+        Value::Str(s) => serde_json::to_writer(out, &**s).map_err(std::io::Error::from),
+        Value::Bytes(b) => {
+            out.push(b'"');
+            {
+                let mut encoder = base64::write::EncoderWriter::new(
+                    &mut *out,
+                    &base64::engine::general_purpose::STANDARD,
+                );
+                encoder.write_all(b)?;
+                encoder.finish()?;
+            }
+            out.push(b'"');
+            Ok(())
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out)?;
+            }
+            out.push(b']');
+            Ok(())
+        }
+        Value::Map(map) => {
+            out.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.push(b':');
+                write_value(item, out)?;
+            }
+            out.push(b'}');
+            Ok(())
+        }
+    }
+}
+
+/// Appends a float's `{:?}` text as [`float_number`] ends up printing it: serde_json's number
+/// parser spells an unsigned exponent `e+`.
+fn write_float(out: &mut Vec<u8>, text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let start = out.len();
+    out.write_fmt(text)?;
+    if let Some(e) = out
+        .get(start..)
+        .and_then(|t| t.iter().position(|&c| c == b'e'))
+    {
+        let after = start + e + 1;
+        if out.get(after) != Some(&b'-') {
+            out.insert(after, b'+');
+        }
+    }
+    Ok(())
+}
+
 /// True when a JSON number was written as an integer literal (no fraction, no exponent).
 pub(crate) fn is_integer_literal(text: &str) -> bool {
     !text.contains(['.', 'e', 'E'])
@@ -169,5 +254,52 @@ mod tests {
             text,
             r#"{"f":22.0,"g":0.1,"big":18446744073709551615,"neg":-9223372036854775808,"raw":"AQIDBA==","nan":null}"#
         );
+    }
+
+    /// A value built from `seed`, covering every variant, escapes, nesting and float edges.
+    fn sample(seed: &mut u64, depth: u32) -> Value {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let r = *seed >> 11;
+        let pick = if depth >= 3 { r % 9 } else { r % 11 };
+        match pick {
+            0 => Value::Null,
+            1 => Value::Bool(r & 1 == 1),
+            2 => Value::UInt(r.rotate_left(u32::try_from(r % 64).unwrap())),
+            3 => Value::NegInt(r | 1),
+            4 => Value::F32(f32::from_bits(u32::try_from(r & 0xFFFF_FFFF).unwrap())),
+            5 => Value::F64(f64::from_bits(r.rotate_left(17))),
+            6 => Value::from(["", "a\"b", "\\/\n\t\u{1}\u{7f}", "é€😀"][(r % 4) as usize]),
+            7 => Value::Bytes((0..(r % 7)).map(|i| (r >> i) as u8).collect()),
+            8 => Value::F64([0.0, -0.0, 1e-7, 1e300, 22.0, f64::INFINITY][(r % 6) as usize]),
+            9 => Value::Array((0..(r % 4)).map(|_| sample(seed, depth + 1)).collect()),
+            _ => {
+                let mut m = Map::new();
+                for i in 0..(r % 4) {
+                    m.insert(format!("k{i}\"\n"), sample(seed, depth + 1));
+                }
+                Value::Map(m)
+            }
+        }
+    }
+
+    #[test]
+    fn write_json_is_the_text_of_to_json() {
+        let mut seed = 7;
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let value = sample(&mut seed, 0);
+            out.clear();
+            write_json(&value, &mut out);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                to_json(&value).to_string(),
+                "{value:?}"
+            );
+        }
+        out.clear();
+        write_json(&Value::NegInt(u64::MAX), &mut out);
+        assert_eq!(out, b"null");
     }
 }

@@ -5,23 +5,25 @@
 //!   the registry first (at most every [`FAILED_REFRESH_GAP`]) and looks again, so that a device
 //!   registered with `iotmp device add` while the server runs connects at once.
 //! * `DeviceOnline` / `DeviceOffline`: the connection state the API lists.
-//! * `Delivery`: a recorder's value goes to the writer's queue, an API sink's to its
-//!   [`SinkSender`](iotmp_cli::api::SinkSender); neither ever waits.
+//! * `Delivery`: a recorder's value goes to the writer's queue (the [`pump`](super::pump) hands
+//!   API sinks their values before events reach this loop; one that still comes here, for a
+//!   sink registered meanwhile, goes to its [`SinkSender`](iotmp_cli::api::SinkSender)); neither
+//!   ever waits.
 //! * Every [`REFRESH_INTERVAL`], and when the API asks, the registry is refreshed: if another
 //!   connection committed (`iotmp user|device|recorder …`, or the API's recorder changes), the
 //!   index is reloaded and the recorders are started and stopped to match the database.
 //!
-//! The loop ends when the driver's event channel closes (after its shutdown); dropping the
+//! The loop ends when the pump's channel closes (after its shutdown); dropping the
 //! writer's queue then lets the writer commit what is left.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::FutureExt as _;
-use iotmp_cli::api::SinkValue;
+use iotmp_cli::api::{SinkValue, unix_ms};
 use iotmp_proto::broker::{BrokerEvent, ConnId};
 use iotmp_proto::fanout::SinkId;
 use iotmp_proto::json::value::to_json;
@@ -41,6 +43,10 @@ pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// API), so that a flood of bad CONNECTs or tokens costs at most ten database checks a second;
 /// a refresh skipped here happens at the next periodic one.
 pub(crate) const FAILED_REFRESH_GAP: Duration = Duration::from_millis(100);
+
+/// Most events handled per wake-up before the loop looks at refresh requests and the timer
+/// again, so that a flood of deliveries cannot delay a refresh for long.
+const MAX_BATCH: usize = 1024;
 
 /// A recorder the loop runs: its sink in the fan-out.
 #[derive(Debug)]
@@ -96,26 +102,49 @@ impl EventLoop {
     }
 
     /// Runs until the driver's events end.
+    ///
+    /// One wake-up handles every event already queued (up to [`MAX_BATCH`]): under load the
+    /// driver keeps adding while the loop works, so most events cost no wake-up, no future and
+    /// no timer of their own. The refresh timer lives across iterations and is only re-armed
+    /// when the refresh time moves (arming one registers it with the reactor thread).
     pub(crate) fn run(mut self, events: &Receiver<BrokerEvent>, refresh_requests: &Receiver<()>) {
         self.sync_recorders();
+        let mut armed_for = self.next_refresh;
+        let mut timer = Timer::at(armed_for);
         loop {
-            let deadline = self.next_refresh;
-            let step = async_io::block_on(
-                async { events.recv().await.map_or(Step::Closed, Step::Event) }
-                    .or(async {
-                        // Closed only if `Shared` is gone, which it is not while we hold it.
-                        match refresh_requests.recv().await {
-                            Ok(()) => Step::Requested,
-                            Err(_) => std::future::pending().await,
-                        }
-                    })
-                    .or(async {
-                        Timer::at(deadline).await;
-                        Step::Refresh
-                    }),
-            );
+            if armed_for != self.next_refresh {
+                armed_for = self.next_refresh;
+                timer.set_at(armed_for);
+            }
+            let step = match events.try_recv() {
+                Ok(event) => Step::Event(event),
+                Err(_) => async_io::block_on(
+                    async { events.recv().await.map_or(Step::Closed, Step::Event) }
+                        .or(async {
+                            // Closed only if `Shared` is gone, which it is not while we hold it.
+                            match refresh_requests.recv().await {
+                                Ok(()) => Step::Requested,
+                                Err(_) => std::future::pending().await,
+                            }
+                        })
+                        .or(async {
+                            (&mut timer).await;
+                            Step::Refresh
+                        }),
+                ),
+            };
             match step {
-                Step::Event(event) => self.handle_event(event),
+                Step::Event(event) => {
+                    // One clock read stamps the whole batch: its values arrived together.
+                    let received_ms = unix_ms(SystemTime::now());
+                    self.handle_event(event, received_ms);
+                    for _ in 1..MAX_BATCH {
+                        match events.try_recv() {
+                            Ok(event) => self.handle_event(event, received_ms),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 // Unknown tokens are as cheap to send as bad CONNECTs: the same gate.
                 Step::Requested => {
                     if self.may_refresh_after_failure() {
@@ -136,7 +165,8 @@ impl EventLoop {
         );
     }
 
-    fn handle_event(&mut self, event: BrokerEvent) {
+    /// Handles one driver event; `received_ms` (unix ms) stamps a delivered value.
+    fn handle_event(&mut self, event: BrokerEvent, received_ms: u64) {
         match event {
             BrokerEvent::Authenticate { conn, request } => self.authenticate(conn, &request),
             BrokerEvent::DeviceOnline {
@@ -164,7 +194,7 @@ impl EventLoop {
             BrokerEvent::ConnectionClosed { conn, reason } => {
                 debug!("connection {conn} closed before authenticating: {reason}");
             }
-            BrokerEvent::Delivery { sink, value, .. } => self.deliver(sink, value),
+            BrokerEvent::Delivery { sink, value, .. } => self.deliver(sink, value, received_ms),
             BrokerEvent::Subscribed {
                 device,
                 resource,
@@ -242,18 +272,21 @@ impl EventLoop {
         true
     }
 
-    fn deliver(&mut self, sink: SinkId, value: iotmp_proto::Value) {
+    fn deliver(&mut self, sink: SinkId, value: iotmp_proto::Value, received_ms: u64) {
         if let Some(id) = self.recorder_sinks.get(&sink) {
             if let Some(active) = self.recorders.get(id) {
                 self.rows.push(Row {
                     bucket: active.recorder.bucket_id,
-                    ts: now_ms(),
+                    ts: i64::try_from(received_ms).unwrap_or(i64::MAX),
                     value: to_json(&value),
                 });
             }
         } else if let Some(values) = self.shared.sink(sink) {
             // False once the socket closed; the API unsubscribes that sink itself.
-            let _ = values.send(SinkValue::now(value));
+            let _ = values.send(SinkValue {
+                value,
+                ts_unix_ms: received_ms,
+            });
         }
     }
 

@@ -1,10 +1,13 @@
 //! `iotmp server`: the IOTMP server over the registry database.
 //!
 //! ```text
-//!   devices ──TCP/TLS──▶ driver (mio | smol | async-std) ──events──▶ event loop thread
-//!                              ▲                                     │  auth from the index
-//!                              │ run / describe / subscribe          │  online / offline
-//!   HTTP clients ──▶ API (smol) ── ServerBackend ── Shared ◀─────────┤  deliveries → sinks
+//!   devices ──TCP/TLS──▶ driver (mio | smol | async-std) ──events──▶ pump (smol task)
+//!                              ▲                                     │  API sink values ──▶ sinks
+//!                              │ run / describe / subscribe          ▼  the rest, in order
+//!                              │                                  event loop thread
+//!                              │                                     │  auth from the index
+//!                              │                                     │  online / offline
+//!   HTTP clients ──▶ API (smol) ── ServerBackend ── Shared ◀─────────┤
 //!                                     │ own DB connection            └─▶ recorder writer
 //!                                     ▼                                   (registry's DB
 //!                              buckets, recorders                          connection)
@@ -12,8 +15,11 @@
 //!
 //! * [`settings`]: the options, checked together; TLS files read before anything binds.
 //! * [`driver`]: the device side on the driver `--runtime` picks.
-//! * [`events`]: one thread consumes the driver's events: authentication from the in-memory
-//!   index, connection state, deliveries to the API's sinks and to the recorders, registry
+//! * [`pump`]: a task on smol's executor (where the WebSocket and SSE tasks run) takes the
+//!   driver's events first: values for the API's sinks go into their queues there, without a
+//!   thread hop; every other event goes on to the event loop.
+//! * [`events`]: one thread consumes the other events: authentication from the in-memory
+//!   index, connection state, deliveries to the recorders, registry
 //!   refreshes (periodic, on request, after a failed lookup) and recorder start/stop.
 //! * [`state`]: what the event loop and the API share, and the API's `Backend` over it.
 //! * [`recording`]: the recorders' writer thread and its durability policy.
@@ -24,6 +30,7 @@
 
 pub(crate) mod driver;
 pub(crate) mod events;
+pub(crate) mod pump;
 pub(crate) mod recording;
 pub(crate) mod settings;
 pub(crate) mod state;
@@ -184,9 +191,11 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
     let api_shutdown = Shutdown::new();
 
     let started = recording::start(Arc::clone(&registry)).and_then(|(rows, writer)| {
+        let (rest_tx, rest) = async_channel::unbounded();
+        smol::spawn(pump::run(events, Arc::clone(&shared), rest_tx)).detach();
         let event_loop = EventLoop::new(registry, shared, handle.clone(), rows);
         let events_thread = spawn("iotmp-server-events", move || {
-            event_loop.run(&events, &refresh_rx);
+            event_loop.run(&rest, &refresh_rx);
         })?;
         let api_thread = http
             .map(|listener| {
