@@ -196,7 +196,8 @@ impl DeviceLoop {
             let now = self.links.now();
             for event in &events {
                 if event.token() != WAKER {
-                    self.ready(now, event.token().0);
+                    let closed = event.is_read_closed() || event.is_error();
+                    self.ready(now, event.token().0, closed);
                 }
             }
             if self.dialing.is_some_and(|at| now >= at) {
@@ -243,7 +244,7 @@ impl DeviceLoop {
         self.links.add(tcp, tls, true)
     }
 
-    fn ready(&mut self, now: Instant, id: usize) {
+    fn ready(&mut self, now: Instant, id: usize, closed: bool) {
         if self.link == Some(id) && !self.up {
             match self.links.connected(id) {
                 Ok(false) => return, // spurious: still connecting
@@ -270,7 +271,7 @@ impl DeviceLoop {
             }
         }
         let device = &mut self.device;
-        let read = self.links.ready(id, now, |input| {
+        let read = self.links.ready(id, now, closed, |input| {
             if let Input::Bytes(bytes) = input {
                 device.handle_input(now, bytes);
             }

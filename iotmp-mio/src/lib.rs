@@ -24,8 +24,10 @@
 //! ## The loop
 //!
 //! Each driver thread repeats: wait for readiness, a command (a channel plus a `mio::Waker`) or
-//! the core's deadline → apply them (read every socket until it would block, into one buffer
-//! shared by all connections; feed the bytes, end of stream, commands and `handle_timeout`) →
+//! the core's deadline → apply them (read every ready socket until it is drained, into one
+//! buffer shared by all connections — a plain TCP read shorter than the buffer counts as
+//! drained, since registrations are edge-triggered; feed the bytes, end of stream, commands and
+//! `handle_timeout`) →
 //! drain the core: `poll_transmit` output is written at once, and only what the socket did not
 //! take is kept, with WRITABLE interest registered just while such leftovers exist; closed
 //! connections get their last bytes, a TLS close_notify and a half-close, then linger until
@@ -80,6 +82,8 @@ pub use iotmp_proto as proto;
 
 mod device;
 mod link;
+#[cfg(test)]
+mod link_tests;
 mod server;
 
 pub use device::{DeviceDriver, DeviceHandle, DeviceOptions, connect};

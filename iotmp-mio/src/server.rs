@@ -256,7 +256,8 @@ impl ServerLoop {
                     listener if listener.0 < FIRST_CONN => self.accept(now, listener),
                     Token(id) => {
                         let (conn, broker) = (id as ConnId, self.controller.broker());
-                        let read = self.links.ready(id, now, |input| match input {
+                        let closed = event.is_read_closed() || event.is_error();
+                        let read = self.links.ready(id, now, closed, |input| match input {
                             Input::Secured(info) => broker.set_transport(conn, info),
                             Input::Bytes(bytes) => broker.handle_input(now, conn, bytes),
                         });
