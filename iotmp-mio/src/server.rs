@@ -18,7 +18,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::link::{Input, Links};
-use crate::{Mailbox, Pending};
+use crate::{Alarm, Mailbox, Pending};
 
 const WAKER: Token = Token(0);
 const TCP: Token = Token(1);
@@ -179,7 +179,7 @@ struct Listener {
 /// Binds the listeners of `options` and starts the driver thread.
 pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let alarm = Arc::new(Alarm::new(Waker::new(poll.registry(), WAKER)?));
     let mut listeners = HashMap::new();
     let mut bind = |token, addr, tls| -> io::Result<SocketAddr> {
         let mut socket = TcpListener::bind(addr)?;
@@ -199,7 +199,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let mut broker = Broker::with_admission(options.session, options.admission);
     broker.set_recording(options.record.is_some());
     let driver = ServerLoop {
-        _waker: waker.clone(),
+        alarm: alarm.clone(),
         links: Links::new(poll, FIRST_CONN),
         controller: Controller::new(broker),
         record: options.record,
@@ -210,7 +210,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let thread = crate::spawn("iotmp-mio-server", move || driver.run())?;
     let handle = ServerHandle(Arc::new(Mailbox {
         commands: commands_tx,
-        waker,
+        alarm,
     }));
     Ok(Server {
         handle,
@@ -222,8 +222,9 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
 }
 
 struct ServerLoop {
-    /// Kept alive so that the last handle's wake is not lost.
-    _waker: Arc<Waker>,
+    /// Kept alive so that the last handle's wake is not lost; reset before each drain of the
+    /// commands.
+    alarm: Arc<Alarm>,
     links: Links,
     controller: Controller,
     commands: Receiver<Command>,
@@ -309,6 +310,7 @@ impl ServerLoop {
     }
 
     fn commands(&mut self, now: Instant) {
+        self.alarm.reset();
         loop {
             let command = match self.commands.try_recv() {
                 Ok(command) => command,
