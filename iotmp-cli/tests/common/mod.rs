@@ -5,6 +5,8 @@
 //! `name_of`, `str_member`) rather than depend on the `iotmp-tests` crate, which pulls in both
 //! drivers: a CLI test should not fail to build because a driver is mid-change.
 
+pub(crate) mod server;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
