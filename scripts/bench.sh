@@ -56,27 +56,41 @@ bin="$work/iotmp"
 
 ulimit -n "$(ulimit -Hn)"
 db="$work/iotmp.db"
-"$bin" user add owner --db "$db" >/dev/null 2>&1
 listen=127.0.0.1:25304
 http=127.0.0.1:28180
-"$bin" server --db "$db" --listen "$listen" --http "$http" --runtime "$runtime" \
-    >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    grep -q "HTTP API listening" "$work/server.log" && break
-    kill -0 "$server_pid" || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-done
+
+# Every run gets a fresh server and registry: memory a previous fleet freed stays in the
+# server's allocator and would make the next fleet look cheaper than it is.
+start_server() {
+    rm -f "$db" "$db-wal" "$db-shm"
+    "$bin" user add owner --db "$db" >/dev/null 2>&1
+    "$bin" server --db "$db" --listen "$listen" --http "$http" --runtime "$runtime" \
+        >"$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        grep -q "HTTP API listening" "$work/server.log" && return 0
+        kill -0 "$server_pid" || { cat "$work/server.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+stop_server() {
+    kill -INT "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
 
 echo "# $(date -u +%FT%TZ) runtime=$runtime nproc=$(nproc) $(uname -sr)" >&2
 echo "# $(lscpu | sed -n 's/^Model name: *//p')" >&2
 : >"$out"
 run() {
+    start_server
     echo "+ iotmp bench $*" >&2
     "$bin" bench "$@" --db "$db" --server "$listen" --server-pid "$server_pid" --json --quiet \
         | tee -a "$out"
-    # Let the server close the previous fleet before the next one is measured.
-    sleep 3
+    stop_server
 }
 
 if [[ $quick == 1 ]]; then
