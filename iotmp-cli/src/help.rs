@@ -289,10 +289,12 @@ JSON summary (--json), one object; fields present in every run unless marked:
            duration_seconds, sent, received, sent_per_sec, delivered_per_sec, lost,
            loss_ratio, sinks_with_loss, max_lost_by_one_sink, bad_frames, failures,
            latency (end to end), server_cpu_seconds, server_cpu_us_per_sample (null
-           without --server-pid)
+           without --server-pid), bench_cpu_seconds (this process, over the window: a
+           bench near one core per role would be the bottleneck)
   rpc      devices_connected, concurrency, warm_up_seconds, duration_seconds, requests
            (200 answers), failures, requests_per_sec, latency (HTTP round trip),
-           server_cpu_seconds, server_cpu_us_per_request (null without --server-pid)
+           server_cpu_seconds, server_cpu_us_per_request (null without --server-pid),
+           bench_cpu_seconds
 
 Exit status: 0 when the run completed (failures are in the summary), 1 when it could not run
 (registry, server not serving the devices), 2 for a bad invocation (non-loopback address,

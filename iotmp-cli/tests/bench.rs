@@ -143,6 +143,7 @@ fn stream_events_arrive_without_loss_at_a_low_rate() {
     assert_latency(&s, "latency");
     assert_eq!(u(&s["latency"], "count"), u(&s, "received"), "{s}");
     assert!(s["server_cpu_us_per_sample"].is_number(), "{s}");
+    assert!(s["bench_cpu_seconds"].is_number(), "{s}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::BenchError;
 use super::callers::{self, CallPlan, CallShared};
-use super::setup::{Bench, join, server_cpu};
+use super::setup::{Bench, join, process_cpu};
 use super::stats::{Latency, cpu_per_item, per_sec};
 use super::summary::{self, Summary, reasons_text};
 use crate::cli::BenchRpcArgs;
@@ -34,6 +34,7 @@ struct RpcSummary {
     requests_per_sec: f64,
     latency: Latency,
     server_cpu_seconds: Option<f64>,
+    bench_cpu_seconds: Option<f64>,
     server_cpu_us_per_request: Option<f64>,
     interrupted: bool,
 }
@@ -58,6 +59,9 @@ impl Summary for RpcSummary {
                 "  server CPU: {:.2} s, {cpu} µs per request\n",
                 self.server_cpu_seconds.unwrap_or(0.0)
             ));
+        }
+        if let Some(own) = self.bench_cpu_seconds {
+            text.push_str(&format!("  bench CPU: {own:.2} s\n"));
         }
         if self.interrupted {
             text.push_str("  interrupted: partial figures\n");
@@ -96,9 +100,11 @@ pub(crate) fn run(args: &BenchRpcArgs, config: &ServerConfig) -> Result<(), Benc
         .spawn(move || callers::run(&plan, &loop_shared, clock));
     let note = || format!("{} ok, {} failed", shared.ok.get(), shared.failed.get());
     bench.timed_phase("warm-up", start, &note);
-    let cpu_start = server_cpu(common.server_pid);
+    let cpu_start = process_cpu(common.server_pid);
+    let own_start = process_cpu(Some(std::process::id()));
     bench.timed_phase("measuring", end, &note);
-    let cpu_end = server_cpu(common.server_pid);
+    let cpu_end = process_cpu(common.server_pid);
+    let own_end = process_cpu(Some(std::process::id()));
     let measured_us = bench.clock.now_us().min(end).saturating_sub(start);
     let interrupted = bench.interrupted();
     // The last requests of the window get their answers (bounded by the server's timeout).
@@ -131,6 +137,9 @@ pub(crate) fn run(args: &BenchRpcArgs, config: &ServerConfig) -> Result<(), Benc
         requests_per_sec: per_sec(requests, measured_us),
         latency: Latency::of(&report.latency),
         server_cpu_seconds: cpu.map(|us| us as f64 / 1e6),
+        bench_cpu_seconds: own_start
+            .zip(own_end)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6),
         server_cpu_us_per_request: cpu_per_item(cpu, requests),
         interrupted,
     };

@@ -188,7 +188,7 @@ pub(crate) fn join<T>(
     }
 }
 
-/// Reads the server's CPU time when a pid is given.
-pub(crate) fn server_cpu(pid: Option<u32>) -> Option<u64> {
+/// Reads the CPU time of process `pid` when one is given.
+pub(crate) fn process_cpu(pid: Option<u32>) -> Option<u64> {
     pid.and_then(|pid| super::system::cpu_us(pid).ok())
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::BenchError;
 use super::clock::Clock;
-use super::setup::{Bench, join, server_cpu};
+use super::setup::{Bench, join, process_cpu};
 use super::sinks::{self, SinkPlan, SinkShared};
 use super::stats::{Latency, cpu_per_item, per_sec};
 use super::summary::{self, Summary, reasons_text};
@@ -52,6 +52,7 @@ struct StreamSummary {
     failure_reasons: std::collections::BTreeMap<String, u64>,
     latency: Latency,
     server_cpu_seconds: Option<f64>,
+    bench_cpu_seconds: Option<f64>,
     server_cpu_us_per_sample: Option<f64>,
     interrupted: bool,
 }
@@ -90,6 +91,9 @@ impl Summary for StreamSummary {
         if self.failures > 0 {
             text.push_str(&format!("  {} failures:\n", self.failures));
             text.push_str(&reasons_text(&self.failure_reasons));
+        }
+        if let Some(own) = self.bench_cpu_seconds {
+            text.push_str(&format!("  bench CPU: {own:.2} s\n"));
         }
         if self.interrupted {
             text.push_str("  interrupted: partial figures\n");
@@ -147,9 +151,11 @@ pub(crate) fn run(args: &BenchStreamArgs, config: &ServerConfig) -> Result<(), B
         )
     };
     bench.timed_phase("warm-up", start, &progress_note);
-    let cpu_start = server_cpu(common.server_pid);
+    let cpu_start = process_cpu(common.server_pid);
+    let own_start = process_cpu(Some(std::process::id()));
     bench.timed_phase("measuring", end, &progress_note);
-    let cpu_end = server_cpu(common.server_pid);
+    let cpu_end = process_cpu(common.server_pid);
+    let own_end = process_cpu(Some(std::process::id()));
     let measured_us = bench.clock.now_us().min(end).saturating_sub(start);
     fleet.shared.emit.set(false);
     drain(&bench.clock, &fleet.shared.sent, &sink_shared, &|| {
@@ -210,6 +216,9 @@ pub(crate) fn run(args: &BenchStreamArgs, config: &ServerConfig) -> Result<(), B
         failure_reasons,
         latency: Latency::of(&sink_report.latency),
         server_cpu_seconds: cpu.map(|us| us as f64 / 1e6),
+        bench_cpu_seconds: own_start
+            .zip(own_end)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6),
         server_cpu_us_per_sample: cpu_per_item(cpu, received),
         interrupted,
     };
