@@ -3,12 +3,14 @@
 # registry, runs `iotmp bench` at the sizes of issue 6, prints each JSON summary and saves them
 # all (one JSON object per line) to the output file. Opt-in, not part of CI; takes ~10 minutes.
 #
-#   scripts/bench.sh --runtime mio [--out FILE] [--quick] [--only conn|stream|rpc]
+#   scripts/bench.sh --runtime mio [--out FILE] [--quick] [--only conn|stream|rpc] [--rates "R …"]
 #
 #   --runtime   the server's driver: mio, smol or async-std (default smol)
 #   --out       where the summaries go (default bench-RUNTIME-DATE.jsonl in the current folder)
 #   --quick     small sizes and short runs, to check the script itself
 #   --only      run one subcommand only
+#   --rates     the event rates of the stream ladder (default 10000 … 70000 by 10000); when
+#               given, the sampling run is skipped (to refine a knee quickly)
 #
 # Environment: IOTMP_BIN uses that binary instead of building one; CARGO_TARGET_DIR as usual.
 # The server is always stopped on exit (also on Ctrl-C or a failed step).
@@ -18,13 +20,15 @@ runtime=smol
 out=""
 quick=0
 only=""
+rates=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --runtime) runtime="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --rates) rates="$2"; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -105,11 +109,16 @@ if [[ -z "$only" || "$only" == conn ]]; then
         run conn --devices "$n" --rate 10000 --duration "$secs"
     done
 fi
+if [[ -n "$rates" ]]; then
+    read -r -a stream_rates <<<"$rates"
+fi
 if [[ -z "$only" || "$only" == stream ]]; then
     for rate in "${stream_rates[@]}"; do
         run stream --http "$http" --devices "$stream_devices" --rate "$rate" --warm-up 3 \
             --duration "$secs"
     done
+fi
+if [[ -z "$rates" && ( -z "$only" || "$only" == stream ) ]]; then
     run stream --http "$http" --devices "$stream_devices" --interval 1 --warm-up 2 \
         --duration "$secs"
 fi
