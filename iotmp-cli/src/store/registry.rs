@@ -120,6 +120,14 @@ impl Index {
             .unwrap_or_default()
     }
 
+    /// Whether `user/device` is registered: one map probe each, for the API's per-request
+    /// check (listing the user's devices there cost O(devices) per RUN).
+    pub(crate) fn has_device(&self, user: &str, device: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|entry| entry.devices.contains_key(device))
+    }
+
     /// The user called `name`.
     pub(crate) fn user(&self, name: &str) -> Option<UserRef> {
         self.users.get(name).map(|entry| entry.user.clone())

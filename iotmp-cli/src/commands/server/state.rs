@@ -190,13 +190,7 @@ impl Backend for ServerBackend {
     }
 
     fn device_status(&self, user: &str, device: &str) -> DeviceStatus {
-        let registered = self
-            .shared
-            .index()
-            .devices_of(user)
-            .iter()
-            .any(|d| &*d.device.name == device);
-        if !registered {
+        if !self.shared.index().has_device(user, device) {
             DeviceStatus::Unknown
         } else if self.shared.online(&device_key(user, device)).is_some() {
             DeviceStatus::Online
