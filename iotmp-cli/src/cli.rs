@@ -883,8 +883,10 @@ pub(crate) struct BenchCommonArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub(crate) devices: u32,
 
-    /// Measured time, seconds (after the set-up and the warm-up)
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Measured time, seconds: idle time once all are up (conn), the window after the warm-up
+    /// (stream, rpc); at most a day
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) duration: u64,
 
     /// The server's process id: adds its memory (conn) or CPU time (stream, rpc) to the summary
@@ -912,7 +914,8 @@ pub(crate) struct BenchConnArgs {
     pub(crate) rate: u32,
 
     /// Keep-alive the devices ask for, seconds
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub(crate) keep_alive: u32,
 }
 
@@ -941,7 +944,8 @@ pub(crate) struct BenchStreamArgs {
     pub(crate) interval: Option<u32>,
 
     /// Warm-up before the measured time, seconds (not counted)
-    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    #[arg(long, value_name = "SECS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub(crate) warm_up: u64,
 }
 
@@ -961,6 +965,7 @@ pub(crate) struct BenchRpcArgs {
     pub(crate) concurrency: u32,
 
     /// Warm-up before the measured time, seconds (not counted)
-    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    #[arg(long, value_name = "SECS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub(crate) warm_up: u64,
 }

@@ -209,7 +209,7 @@ fn rpc_round_trips_succeed() {
 }
 
 #[test]
-fn non_loopback_targets_and_oversized_fleets_are_refused() {
+fn non_loopback_targets_oversized_fleets_and_bad_durations_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("none.db");
     let db = db.to_str().unwrap();
@@ -223,6 +223,8 @@ fn non_loopback_targets_and_oversized_fleets_are_refused() {
             "--http 10.1.2.3:8080 is not a loopback address",
         ),
         (vec!["rpc", "--devices", "5000000"], "open files"),
+        (vec!["conn", "--duration", "0"], "--duration"),
+        (vec!["stream", "--duration", "100000"], "--duration"),
     ] {
         let output = iotmp_command()
             .arg("bench")

@@ -51,9 +51,6 @@ impl Bench {
         if common.devices == 0 {
             return Err(BenchError::BadCount("--devices must be at least 1"));
         }
-        if common.duration == 0 {
-            return Err(BenchError::BadCount("--duration must be at least 1 second"));
-        }
         let limit = raise_file_limit();
         let needed = sockets.saturating_add(RESERVED_FILES);
         if needed > limit {
