@@ -33,9 +33,10 @@ pub(crate) fn raise_file_limit() -> u64 {
     u64::MAX
 }
 
-/// The source address of connection `index`: spread over 127.0.0.0/8, 250 connections per
-/// address, never 127.0.0.1 (where the server usually listens), so that no address runs out of
-/// ephemeral ports whatever the count.
+/// The source address of connection `index`: spread over 127.0.0.0/8, a different address for
+/// each of the first 15 million connections and never 127.0.0.1 (where the server usually
+/// listens), so that no address runs out of ephemeral ports and every device looks like a host
+/// of its own to the server's per-address admission rules, as in a real deployment.
 pub(crate) fn source_address(index: usize) -> Ipv4Addr {
     let host = (index % 250) as u8 + 2;
     let block = index / 250;
