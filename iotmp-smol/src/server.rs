@@ -28,6 +28,11 @@ use crate::{Clock, Io, Pending, READ_BUFFER, Runtime, closed, next, or_none, tim
 /// (and stop reading their sockets) while the broker is busy.
 const INPUT_QUEUE: usize = 64;
 
+/// Accept queue of the listeners. Thousands of devices connect at once after a server restart
+/// or a network outage; a short queue (std binds with 128) overflows, and the kernel then drops
+/// SYNs that the clients retry only a second later. Linux caps it at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: i32 = 4096;
+
 /// After a failed accept (out of file descriptors, say), wait this long instead of spinning.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -188,7 +193,12 @@ impl ServerHandle {
 
 /// Binds the listeners and starts the server's tasks on `options.runtime`.
 pub fn serve(options: ServerOptions) -> io::Result<Server> {
-    let bind = |addr| TcpListener::try_from(std::net::TcpListener::bind(addr)?);
+    let bind = |addr| {
+        let listener = std::net::TcpListener::bind(addr)?;
+        // Best effort: listening again on a listening socket only changes its queue length.
+        let _ = rustix::net::listen(&listener, ACCEPT_BACKLOG);
+        TcpListener::try_from(listener)
+    };
     let tcp = options.tcp.map(bind).transpose()?;
     let tls = match options.tls {
         Some((addr, config)) => Some((bind(addr)?, TlsAcceptor::from(config))),
