@@ -643,8 +643,9 @@ pub(crate) struct ServerArgs {
     )]
     pub(crate) ban_time: Option<Span>,
 
-    /// Sources whose rate and failures are remembered (a fixed memory bound); the least
-    /// recently seen is forgotten first [default: 65536]
+    /// Sources whose rate and failures are remembered at once (a fixed memory bound); a source
+    /// is forgotten once its state settles, and when the table is full the one that would
+    /// settle soonest goes first [default: 65536]
     #[arg(
         long,
         env = "IOTMP_MAX_SOURCES",

@@ -438,6 +438,7 @@ impl Broker {
 
     /// The clock reached [`Broker::poll_timeout`] (spurious calls are harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.admission.forget_settled(now);
         while let Some(Reverse((at, conn))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -496,7 +497,12 @@ impl Broker {
 
     /// The earliest deadline of any session.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let session = self.timers.peek().map(|Reverse((at, _))| *at);
+        // Admission forgets sources as they settle, so that idle devices cost it nothing.
+        match (session, self.admission.next_settled()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- application commands ------------------------------------------------------------
