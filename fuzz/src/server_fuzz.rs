@@ -36,6 +36,8 @@ pub fn config(u: &mut Unstructured<'_>) -> Result<(ServerConfig, TransportInfo)>
         max_body: draw::pick(u, &[iotmp_proto::frame::DEFAULT_MAX_BODY, 1024, 40])?,
         max_requests: draw::pick(u, &[64, 1, 2, 3])?,
         max_streams: draw::pick(u, &[64, 1, 2, 3])?,
+        // Small caps make the slow-consumer close reachable.
+        max_outgoing: draw::pick(u, &[iotmp_proto::server::DEFAULT_MAX_OUTGOING, 4096, 200])?,
     };
     let transport = if u.ratio(1, 4)? {
         TransportInfo {

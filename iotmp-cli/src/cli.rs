@@ -136,6 +136,15 @@ pub(crate) enum Command {
     )]
     Demo(DemoArgs),
 
+    /// Measure a running `iotmp server` on loopback: connections (conn), device-to-WebSocket
+    /// streaming (stream), HTTP RUN round trips (rpc).
+    #[command(
+        arg_required_else_help = true,
+        after_help = "The method, the summary's JSON fields and the exit statuses are in --help.",
+        after_long_help = crate::help::bench()
+    )]
+    Bench(BenchArgs),
+
     /// Record device resources into buckets of the registry database (data buckets).
     #[command(
         arg_required_else_help = true,
@@ -634,8 +643,9 @@ pub(crate) struct ServerArgs {
     )]
     pub(crate) ban_time: Option<Span>,
 
-    /// Sources whose rate and failures are remembered (a fixed memory bound); the least
-    /// recently seen is forgotten first [default: 65536]
+    /// Sources whose rate and failures are remembered at once (a fixed memory bound); a source
+    /// is forgotten once its state settles, and when the table is full the one that would
+    /// settle soonest goes first [default: 65536]
     #[arg(
         long,
         env = "IOTMP_MAX_SOURCES",
@@ -703,7 +713,7 @@ pub(crate) struct ServerArgs {
     pub(crate) http_max_body: Option<ByteSize>,
 
     /// HTTP connections open at once (requests, WebSockets, SSE); beyond, new ones are closed
-    /// at once [default: 1024]
+    /// at once [default: 16384]
     #[arg(
         long,
         env = "IOTMP_HTTP_MAX_CONNECTIONS",
@@ -970,4 +980,140 @@ mod tests {
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `iotmp bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub(crate) command: BenchCommand,
+}
+
+/// The subcommands of `iotmp bench`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Open N device connections at a given rate, authenticate them, keep them idle; report the
+    /// connect rate, failures and (with --server-pid) the server's resident memory per device.
+    #[command(after_help = "Example:\n  \
+            iotmp bench conn --db /tmp/b/iotmp.db --devices 10000 --rate 10000 --server-pid $PID")]
+    Conn(BenchConnArgs),
+    /// N devices, each streaming one resource to its own single-resource WebSocket sink;
+    /// report delivered samples/s, loss, end-to-end latency and server CPU per sample.
+    #[command(after_help = "Examples:\n  \
+            iotmp bench stream --db /tmp/b/iotmp.db --devices 5000 --rate 40000 --json\n  \
+            iotmp bench stream --db /tmp/b/iotmp.db --devices 5000 --interval 1")]
+    Stream(BenchStreamArgs),
+    /// HTTP RUN round trips against N connected devices at a given concurrency; report
+    /// requests/s, latency and failures.
+    #[command(after_help = "Example:\n  \
+            iotmp bench rpc --db /tmp/b/iotmp.db --devices 5000 --concurrency 100")]
+    Rpc(BenchRpcArgs),
+}
+
+/// Options every `iotmp bench` subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct BenchCommonArgs {
+    /// The server's device listener (loopback only)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:25204")]
+    pub(crate) server: std::net::SocketAddr,
+
+    /// The registry database the server uses; the bench writes its user and devices into it
+    /// [default: ./iotmp.db]
+    #[arg(long, env = "IOTMP_DB", value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
+
+    /// The user that owns the bench devices (replaced with its devices at every run)
+    #[arg(long, value_name = "NAME", default_value = "bench")]
+    pub(crate) user: String,
+
+    /// How many devices
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub(crate) devices: u32,
+
+    /// Measured time, seconds: idle time once all are up (conn), the window after the warm-up
+    /// (stream, rpc); at most a day
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) duration: u64,
+
+    /// The server's process id: adds its memory (conn) or CPU time (stream, rpc) to the summary
+    #[arg(long, value_name = "PID")]
+    pub(crate) server_pid: Option<u32>,
+
+    /// Print the summary as one JSON object (fields in --help)
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// No progress bar
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+/// `iotmp bench conn`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchConnArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: BenchCommonArgs,
+
+    /// New connections per second
+    #[arg(long, value_name = "PER_SEC", default_value_t = 10_000)]
+    pub(crate) rate: u32,
+
+    /// Keep-alive the devices ask for, seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub(crate) keep_alive: u32,
+}
+
+/// `iotmp bench stream`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchStreamArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: BenchCommonArgs,
+
+    /// The server's HTTP API (loopback only)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    pub(crate) http: std::net::SocketAddr,
+
+    /// Event mode: samples per second over all devices together
+    #[arg(
+        long,
+        value_name = "PER_SEC",
+        default_value_t = 1000,
+        conflicts_with = "interval"
+    )]
+    pub(crate) rate: u32,
+
+    /// Sampling mode: each sink asks for one sample every SECS seconds
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub(crate) interval: Option<u32>,
+
+    /// Warm-up before the measured time, seconds (not counted)
+    #[arg(long, value_name = "SECS", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub(crate) warm_up: u64,
+}
+
+/// `iotmp bench rpc`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchRpcArgs {
+    /// Shared options.
+    #[command(flatten)]
+    pub(crate) common: BenchCommonArgs,
+
+    /// The server's HTTP API (loopback only)
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    pub(crate) http: std::net::SocketAddr,
+
+    /// Requests in flight at any time (one keep-alive HTTP connection each)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub(crate) concurrency: u32,
+
+    /// Warm-up before the measured time, seconds (not counted)
+    #[arg(long, value_name = "SECS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub(crate) warm_up: u64,
 }

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use thiserror::Error;
 
+use crate::commands::bench::BenchError;
 use crate::commands::decode::DecodeError;
 use crate::commands::demo::DemoError;
 use crate::commands::device::DeviceError;
@@ -49,6 +50,9 @@ pub(crate) enum CliError {
     /// `iotmp demo`.
     #[error(transparent)]
     Demo(#[from] DemoError),
+    /// `iotmp bench`.
+    #[error(transparent)]
+    Bench(#[from] BenchError),
 }
 
 impl CliError {
@@ -64,6 +68,7 @@ impl CliError {
             CliError::Device(e) => e.exit(),
             CliError::Server(e) => e.exit(),
             CliError::Demo(e) => e.exit(),
+            CliError::Bench(e) => e.exit(),
         }
     }
 

@@ -254,6 +254,59 @@ removes the folder and exits 0; a child that takes more than 5 s to stop is kill
     text
 }
 
+/// `iotmp bench --help`: the method and the summary's JSON fields.
+pub(crate) fn bench() -> String {
+    "How it runs: against an `iotmp server` already running on this machine (loopback only),
+with the registry file that server uses (--db). Each run replaces the user `bench` (--user)
+with devices bench-0 .. bench-N-1, fresh random credentials and one API token, in one
+transaction, then waits until the server accepts bench-0 (it reloads its registry within 2 s).
+Devices speak dialect 2026 and expose one output resource `v` whose value is the bench's clock
+in microseconds. Source addresses are spread over 127.0.0.0/8. One thread and one mio loop per
+role (devices, WebSocket sinks, HTTP callers). Ctrl-C stops early with a partial summary.
+The open-file soft limit is raised to the hard limit; --devices must fit it (stream needs two
+sockets per device, rpc one per device plus --concurrency).
+
+  conn    devices connect at --rate, authenticate, stay idle for --duration. With
+          --server-pid: VmRSS before the first connection and once all are up and RSS is
+          stable (two equal readings 0.5 s apart, at most 15 s).
+  stream  one single-resource WebSocket per device (event-only, or ?interval=N with
+          --interval); devices push --rate samples/s in total (event mode); --warm-up,
+          then --duration measured, then up to 3 s for samples in flight. Only samples sent
+          inside the window count; latency = arrival at the sink - time in the value.
+  rpc     --concurrency HTTP connections, one GET .../resources/v (RUN) in flight each,
+          cycling over the devices; requests started inside the window count.
+
+JSON summary (--json), one object; fields present in every run unless marked:
+  all      bench (\"conn\"|\"stream\"|\"rpc\"), devices, failure_reasons {reason: count},
+           interrupted (bool); latency objects are {count, p50_us, p99_us, p999_us,
+           max_us, mean_us}
+  conn     connected, failed, dropped, connect_seconds, connect_rate (per s),
+           connect_latency (socket opened to OK), rss_before_bytes, rss_after_bytes,
+           rss_end_bytes, rss_per_device_bytes, settle_seconds (null without
+           --server-pid), idle_seconds
+  stream   mode (\"events\"|\"sampling\"), devices_connected, sinks_subscribed,
+           rate_requested, interval_seconds (null in the other mode), warm_up_seconds,
+           duration_seconds, sent, received, sent_per_sec, delivered_per_sec, lost,
+           loss_ratio, sinks_with_loss, max_lost_by_one_sink, bad_frames, failures,
+           latency (end to end), server_cpu_seconds, server_cpu_us_per_sample (null
+           without --server-pid), bench_cpu_seconds (this process, over the window: a
+           bench near one core per role would be the bottleneck)
+  rpc      devices_connected, concurrency, warm_up_seconds, duration_seconds, requests
+           (200 answers), failures, requests_per_sec, latency (HTTP round trip),
+           server_cpu_seconds, server_cpu_us_per_request (null without --server-pid),
+           bench_cpu_seconds
+
+Exit status: 0 when the run completed (failures are in the summary), 1 when it could not run
+(registry, server not serving the devices), 2 for a bad invocation (non-loopback address,
+too many devices for the open-file limit, unreadable --server-pid).
+
+Example:
+  iotmp server --db /tmp/b/iotmp.db --runtime mio &
+  iotmp bench stream --db /tmp/b/iotmp.db --devices 5000 --rate 40000 --server-pid $! --json
+"
+    .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

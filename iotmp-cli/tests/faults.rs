@@ -158,6 +158,14 @@ fn is_connected(server: &Server, token: &str, device: &str) -> bool {
         .any(|d| d["device"] == device && d["connected"] == true)
 }
 
+/// The API lists a device once the server's event loop has seen it come online, a moment after
+/// the device got its OK.
+fn wait_online(server: &Server, token: &str, device: &str) {
+    eventually(&format!("{device} online"), || {
+        is_connected(server, token, device)
+    });
+}
+
 fn wait_offline(server: &Server, token: &str, device: &str) {
     eventually(&format!("{device} offline"), || {
         !is_connected(server, token, device)
@@ -280,7 +288,7 @@ fn invalid_frames_get_their_outcome_while_devices_stream() {
         }
         stream.check(i as u64);
     }
-    assert!(is_connected(&server, &registry.alice, "streamer"));
+    wait_online(&server, &registry.alice, "streamer");
     stream.check(u64::MAX);
     server.stop();
 }
@@ -300,7 +308,7 @@ fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
     stream.check(1);
 
     let mut raw = RawDevice::connect(addr, Dialect::Draft2026, "alice/victim", &credential, 30);
-    assert!(is_connected(&server, &registry.alice, "victim"));
+    wait_online(&server, &registry.alice, "victim");
     let mut frame = Vec::new();
     Dialect::Draft2026
         .encode(
@@ -318,7 +326,7 @@ fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
     stream.check(3);
 
     let mut again = RawDevice::connect(addr, Dialect::Draft2026, "alice/victim", &credential, 30);
-    assert!(is_connected(&server, &registry.alice, "victim"));
+    wait_online(&server, &registry.alice, "victim");
     assert_eq!(again.bytes_before_probe(), Vec::<u8>::new());
     stream.check(4);
     drop(again);
@@ -343,7 +351,7 @@ fn a_silent_device_expires_at_its_keep_alive() {
         registry.credential("alice/silent"),
         1,
     );
-    assert!(is_connected(&server, &registry.alice, "silent"));
+    wait_online(&server, &registry.alice, "silent");
     assert_eq!(raw.rest_until_closed(), Vec::<u8>::new());
     let waited = sent.elapsed();
     assert!(

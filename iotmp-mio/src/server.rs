@@ -20,6 +20,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::link::{Input, Links};
 use crate::{Alarm, Mailbox, Pending};
 
+/// Accept queue of the listeners. Thousands of devices connect at once after a server restart
+/// or a network outage; a short queue (std binds with 128) overflows, and the kernel then drops
+/// SYNs that the clients retry only a second later. Linux caps it at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: i32 = 4096;
+
 const WAKER: Token = Token(0);
 const TCP: Token = Token(1);
 const TLS: Token = Token(2);
@@ -183,6 +188,8 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let mut listeners = HashMap::new();
     let mut bind = |token, addr, tls| -> io::Result<SocketAddr> {
         let mut socket = TcpListener::bind(addr)?;
+        // Best effort: listening again on a listening socket only changes its queue length.
+        let _ = rustix::net::listen(&socket, ACCEPT_BACKLOG);
         poll.registry()
             .register(&mut socket, token, Interest::READABLE)?;
         let addr = socket.local_addr()?;

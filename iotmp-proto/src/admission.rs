@@ -10,10 +10,16 @@
 //! addresses: an IPv4 address is its own group, an IPv6 address is grouped by its /64 (a host
 //! usually owns a whole /64), and an IPv4-mapped IPv6 address counts as the IPv4 address.
 //!
-//! Memory is bounded: at most [`AdmissionConfig::max_sources`] groups are tracked. A new group
-//! beyond that evicts the group seen least recently, so a flood of distinct addresses costs a
-//! fixed table, at the price that such a flood can make the table forget an old ban (the cap
-//! on connections still holds; see `SECURITY.md`).
+//! Memory follows activity, not the number of connected devices: a group is tracked only while
+//! its state differs from a newcomer's (its bucket is not full again, it has failures within the
+//! window, or it is banned), and is forgotten at the moment it settles ([`Admission::forget_settled`],
+//! driven by the broker's timer, [`Admission::next_settled`]). Ten thousand idle devices on as
+//! many addresses cost nothing here once their connect bursts are over.
+//!
+//! Memory is also bounded: at most [`AdmissionConfig::max_sources`] groups are tracked. A new
+//! group beyond that evicts the group that would settle soonest, so a flood of distinct
+//! addresses costs a fixed table, and a ban, which settles last, is the last thing such a flood
+//! can make the table forget (the cap on connections still holds; see `SECURITY.md`).
 
 use core::fmt;
 use core::str::FromStr;
@@ -45,7 +51,8 @@ pub struct AdmissionConfig {
     pub failure_window: Duration,
     /// How long a ban lasts.
     pub ban: Duration,
-    /// Source groups tracked at most (memory bound); the least recently seen is forgotten.
+    /// Source groups tracked at most (memory bound); the one that would settle soonest is
+    /// forgotten first.
     pub max_sources: usize,
     /// Sources never rate-limited nor banned (the connection cap still applies to them).
     pub allow: Vec<IpPrefix>,
@@ -200,7 +207,8 @@ struct Source {
     /// When the current failure count started.
     failures_since: Instant,
     banned_until: Option<Instant>,
-    last_seen: Instant,
+    /// When this state becomes a newcomer's again (its key in [`Admission::by_settling`]).
+    settles: Instant,
 }
 
 /// Admission state. See the [module docs](self).
@@ -208,8 +216,8 @@ struct Source {
 pub struct Admission {
     config: AdmissionConfig,
     sources: BTreeMap<Group, Source>,
-    /// `(last_seen, group)` of every tracked group: the least recently seen comes first.
-    by_age: BTreeSet<(Instant, Group)>,
+    /// `(settles, group)` of every tracked group: the one that settles soonest comes first.
+    by_settling: BTreeSet<(Instant, Group)>,
 }
 
 impl Admission {
@@ -218,7 +226,7 @@ impl Admission {
         Admission {
             config,
             sources: BTreeMap::new(),
-            by_age: BTreeSet::new(),
+            by_settling: BTreeSet::new(),
         }
     }
 
@@ -257,24 +265,27 @@ impl Admission {
             return Ok(());
         }
         let (rate, capacity) = self.bucket();
-        let source = self.touch(now, Group::of(ip));
-        if source.banned_until.is_some_and(|until| now < until) {
-            return Err(Refusal::Banned);
+        let group = Group::of(ip);
+        let source = self.touch(now, group);
+        let verdict = take_token(source, now, rate, capacity);
+        self.settle(now, group);
+        verdict
+    }
+
+    /// When the next tracked group settles (for the caller's timer), if any is tracked.
+    pub fn next_settled(&self) -> Option<Instant> {
+        self.by_settling.first().map(|&(at, _)| at)
+    }
+
+    /// Forgets every group whose state is a newcomer's again at `now`.
+    pub fn forget_settled(&mut self, now: Instant) {
+        while let Some(&(at, group)) = self.by_settling.first() {
+            if at > now {
+                break;
+            }
+            self.by_settling.pop_first();
+            self.sources.remove(&group);
         }
-        if rate == 0 {
-            return Ok(());
-        }
-        let elapsed = now.saturating_since(source.refilled).as_micros();
-        let refill = u64::try_from(elapsed)
-            .unwrap_or(u64::MAX)
-            .saturating_mul(rate);
-        source.tokens = source.tokens.saturating_add(refill).min(capacity);
-        source.refilled = now;
-        if source.tokens < TOKEN {
-            return Err(Refusal::RateLimited);
-        }
-        source.tokens -= TOKEN;
-        Ok(())
     }
 
     /// A connection from `peer` failed to authenticate at `now` (rejected credentials,
@@ -285,22 +296,11 @@ impl Admission {
             return None;
         }
         let (window, ban) = (self.config.failure_window, self.config.ban);
-        let source = self.touch(now, Group::of(peer));
-        if source.banned_until.is_some_and(|until| now < until) {
-            return None;
-        }
-        if now.saturating_since(source.failures_since) >= window || source.failures == 0 {
-            source.failures = 0;
-            source.failures_since = now;
-        }
-        source.failures = source.failures.saturating_add(1);
-        if source.failures < max {
-            return None;
-        }
-        source.failures = 0;
-        let until = now + ban;
-        source.banned_until = Some(until);
-        Some(Ban {
+        let group = Group::of(peer);
+        let source = self.touch(now, group);
+        let started = count_failure(source, now, max, window, ban);
+        self.settle(now, group);
+        started.map(|until| Ban {
             source: peer,
             until,
         })
@@ -316,32 +316,109 @@ impl Admission {
         (u64::from(self.config.rate_per_sec), burst * TOKEN)
     }
 
-    /// The state of `group`, created full (and the oldest group evicted if the table is full),
-    /// marked as seen at `now`.
+    /// The state of `group`, created as a newcomer's (evicting the group that settles soonest if
+    /// the table is full) and taken out of the settling order until [`Admission::settle`].
     fn touch(&mut self, now: Instant, group: Group) -> &mut Source {
         let (_, capacity) = self.bucket();
         if let Some(source) = self.sources.get(&group) {
-            self.by_age.remove(&(source.last_seen, group));
+            self.by_settling.remove(&(source.settles, group));
         } else {
             while self.sources.len() >= self.config.max_sources.max(1) {
-                let Some((_, oldest)) = self.by_age.pop_first() else {
+                let Some((_, first)) = self.by_settling.pop_first() else {
                     break;
                 };
-                self.sources.remove(&oldest);
+                self.sources.remove(&first);
             }
         }
-        self.by_age.insert((now, group));
-        let source = self.sources.entry(group).or_insert(Source {
+        self.sources.entry(group).or_insert(Source {
             tokens: capacity,
             refilled: now,
             failures: 0,
             failures_since: now,
             banned_until: None,
-            last_seen: now,
-        });
-        source.last_seen = now;
-        source
+            settles: now,
+        })
     }
+
+    /// Puts `group` (just touched) back in the settling order, or forgets it if its state is
+    /// already a newcomer's.
+    fn settle(&mut self, now: Instant, group: Group) {
+        let (rate, capacity) = self.bucket();
+        let window = self.config.failure_window;
+        let Some(source) = self.sources.get_mut(&group) else {
+            return;
+        };
+        let settles = settles_at(source, rate, capacity, window);
+        if settles <= now {
+            self.sources.remove(&group);
+            return;
+        }
+        source.settles = settles;
+        self.by_settling.insert((settles, group));
+    }
+}
+
+/// Refills `source`'s bucket up to `now` and takes one connection's token from it.
+fn take_token(source: &mut Source, now: Instant, rate: u64, capacity: u64) -> Result<(), Refusal> {
+    if source.banned_until.is_some_and(|until| now < until) {
+        return Err(Refusal::Banned);
+    }
+    if rate == 0 {
+        return Ok(());
+    }
+    let elapsed = now.saturating_since(source.refilled).as_micros();
+    let refill = u64::try_from(elapsed)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(rate);
+    source.tokens = source.tokens.saturating_add(refill).min(capacity);
+    source.refilled = now;
+    if source.tokens < TOKEN {
+        return Err(Refusal::RateLimited);
+    }
+    source.tokens -= TOKEN;
+    Ok(())
+}
+
+/// Counts a failed authentication of `source`; the end of the ban it started, if it did.
+fn count_failure(
+    source: &mut Source,
+    now: Instant,
+    max: u32,
+    window: Duration,
+    ban: Duration,
+) -> Option<Instant> {
+    if source.banned_until.is_some_and(|until| now < until) {
+        return None;
+    }
+    if now.saturating_since(source.failures_since) >= window || source.failures == 0 {
+        source.failures = 0;
+        source.failures_since = now;
+    }
+    source.failures = source.failures.saturating_add(1);
+    if source.failures < max {
+        return None;
+    }
+    source.failures = 0;
+    let until = now + ban;
+    source.banned_until = Some(until);
+    Some(until)
+}
+
+/// When `source` is a newcomer's state again: its bucket full, its failures out of the window,
+/// its ban over.
+fn settles_at(source: &Source, rate: u64, capacity: u64, window: Duration) -> Instant {
+    let mut at = source.refilled;
+    if rate > 0 {
+        let missing = capacity.saturating_sub(source.tokens);
+        at = source.refilled + Duration::from_micros(missing.div_ceil(rate));
+    }
+    if source.failures > 0 {
+        at = at.max(source.failures_since + window);
+    }
+    if let Some(until) = source.banned_until {
+        at = at.max(until);
+    }
+    at
 }
 
 #[cfg(test)]
@@ -367,6 +444,57 @@ mod tests {
             max_sources: 100,
             allow: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_source_is_forgotten_once_it_settles() {
+        let mut a = Admission::new(config());
+        let t0 = Instant::ZERO;
+        // One token of three used: full again after half a second at 2 per second.
+        assert_eq!(a.check(t0, Some(v4(1)), 0), Ok(()));
+        assert_eq!(a.tracked(), 1);
+        let settled = t0 + Duration::from_millis(500);
+        assert_eq!(a.next_settled(), Some(settled));
+        a.forget_settled(settled.saturating_sub(Duration::from_micros(1)));
+        assert_eq!(a.tracked(), 1);
+        a.forget_settled(settled);
+        assert_eq!((a.tracked(), a.next_settled()), (0, None));
+        // A failure is remembered for the window, a ban for its length.
+        assert_eq!(a.record_failure(t0, v4(2)), None);
+        assert_eq!(a.next_settled(), Some(t0 + Duration::from_secs(10)));
+        let t1 = t0 + Duration::from_secs(1);
+        for _ in 0..2 {
+            let _ = a.record_failure(t1, v4(2));
+        }
+        assert_eq!(
+            a.banned_until(t1, v4(2)),
+            Some(t1 + Duration::from_secs(60))
+        );
+        a.forget_settled(t1 + Duration::from_secs(59));
+        assert_eq!(
+            a.check(t1 + Duration::from_secs(59), Some(v4(2)), 0),
+            Err(Refusal::Banned)
+        );
+        a.forget_settled(t1 + Duration::from_secs(61));
+        assert_eq!(a.tracked(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_new_sources_evicts_them_before_a_ban() {
+        let mut a = Admission::new(AdmissionConfig {
+            max_sources: 4,
+            ..config()
+        });
+        let t = Instant::ZERO;
+        for _ in 0..3 {
+            let _ = a.record_failure(t, v4(200));
+        }
+        assert!(a.banned_until(t, v4(200)).is_some());
+        for last in 1..=50 {
+            let _ = a.check(t, Some(v4(last)), 0);
+        }
+        assert!(a.tracked() <= 4);
+        assert!(a.banned_until(t, v4(200)).is_some());
     }
 
     #[test]
@@ -525,8 +653,9 @@ mod tests {
     }
 
     quickcheck! {
-        /// However many distinct sources arrive, the table stays within its bound, and the
-        /// most recent source is always tracked.
+        /// However many distinct sources arrive, the table stays within its bound, both
+        /// indexes agree, and a source that has not settled yet is tracked when it was the
+        /// last one seen.
         fn the_table_is_bounded(sources: Vec<(u32, u8)>, max: u8) -> bool {
             let max_sources = usize::from(max % 16) + 1;
             let mut a = Admission::new(AdmissionConfig { max_sources, ..config() });
@@ -539,10 +668,15 @@ mod tests {
                 } else {
                     let _ = a.record_failure(t, ip);
                 }
-                if a.tracked() > max_sources || !a.sources.contains_key(&Group::of(ip)) {
+                let tracked = a.sources.get(&Group::of(ip));
+                if a.tracked() > max_sources || tracked.is_some_and(|s| s.settles <= t) {
                     return false;
                 }
-                if a.by_age.len() != a.sources.len() {
+                // A failure (with bans on) leaves state to remember.
+                if step % 2 == 1 && tracked.is_none() {
+                    return false;
+                }
+                if a.by_settling.len() != a.sources.len() {
                     return false;
                 }
             }

@@ -68,6 +68,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod connection;
 mod device;
 mod outlet;
 mod server;

@@ -6,9 +6,8 @@
 //! and the broker hands over at most one chunk at a time (plus the last bytes at close), so
 //! bytes handed over while the writer has not taken the previous ones are simply appended.
 
-use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -84,50 +83,49 @@ impl Drop for Outlet {
 
 impl Inlet {
     /// The next bytes to write; `None` once the broker let go and everything was taken.
-    pub(crate) async fn recv(&self) -> Option<Vec<u8>> {
-        poll_fn(|cx| {
-            let mut slot = lock(&self.0);
-            if !slot.bytes.is_empty() {
-                return Poll::Ready(Some(std::mem::take(&mut slot.bytes)));
-            }
-            if slot.closed {
-                return Poll::Ready(None);
-            }
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        let mut slot = lock(&self.0);
+        if !slot.bytes.is_empty() {
+            return Poll::Ready(Some(std::mem::take(&mut slot.bytes)));
+        }
+        if slot.closed {
+            return Poll::Ready(None);
+        }
+        slot.wait(cx)
     }
 
-    /// Waits for the broker's admission decision: `true` once admitted, `false` when the
-    /// broker let go first (refused, or shutting down).
-    pub(crate) async fn admitted(&self) -> bool {
-        poll_fn(|cx| {
-            let mut slot = lock(&self.0);
-            if slot.admitted {
-                return Poll::Ready(true);
-            }
-            if slot.closed {
-                return Poll::Ready(false);
-            }
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+    /// The broker's admission decision: `true` once admitted, `false` when the broker let go
+    /// first (refused, or shutting down).
+    pub(crate) fn poll_admitted(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut slot = lock(&self.0);
+        if slot.admitted {
+            return Poll::Ready(true);
+        }
+        if slot.closed {
+            return Poll::Ready(false);
+        }
+        slot.wait(cx)
     }
 
-    /// Waits until the broker let go (used before anything is ever written: during the TLS
+    /// Ready once the broker let go (used before anything is ever written: during the TLS
     /// handshake).
-    pub(crate) async fn closed(&self) {
-        poll_fn(|cx| {
-            let mut slot = lock(&self.0);
-            if slot.closed {
-                return Poll::Ready(());
-            }
-            slot.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut slot = lock(&self.0);
+        if slot.closed {
+            return Poll::Ready(());
+        }
+        slot.wait(cx)
+    }
+}
+
+impl Slot {
+    fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<T> {
+        // One task polls the inlet: keep its waker, replacing it only when it changed.
+        match &mut self.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 
@@ -142,6 +140,11 @@ impl Drop for Inlet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::poll_fn;
+
+    async fn recv(inlet: &Inlet) -> Option<Vec<u8>> {
+        poll_fn(|cx| inlet.poll_recv(cx)).await
+    }
 
     #[test]
     fn bytes_come_in_order_then_the_close() {
@@ -149,14 +152,14 @@ mod tests {
         assert!(outlet.send(b"ab".to_vec()));
         assert!(outlet.send(b"cd".to_vec()));
         drop(outlet);
-        let got = async_io::block_on(async { (inlet.recv().await, inlet.recv().await) });
+        let got = async_io::block_on(async { (recv(&inlet).await, recv(&inlet).await) });
         assert_eq!(got, (Some(b"abcd".to_vec()), None));
     }
 
     #[test]
     fn a_waiting_writer_is_woken() {
         let (outlet, inlet) = outlet();
-        let writer = std::thread::spawn(move || async_io::block_on(inlet.recv()));
+        let writer = std::thread::spawn(move || async_io::block_on(recv(&inlet)));
         assert!(outlet.send(b"x".to_vec()));
         assert_eq!(writer.join().ok().flatten(), Some(b"x".to_vec()));
         // The writer is gone: the broker learns that nothing more would be written.
@@ -167,16 +170,17 @@ mod tests {
     fn admission_is_told_apart_from_refusal() {
         let (admitted, inlet) = outlet();
         admitted.admit();
-        assert!(async_io::block_on(inlet.admitted()));
+        assert!(async_io::block_on(poll_fn(|cx| inlet.poll_admitted(cx))));
         let (refused, inlet) = outlet();
         drop(refused);
-        assert!(!async_io::block_on(inlet.admitted()));
+        assert!(!async_io::block_on(poll_fn(|cx| inlet.poll_admitted(cx))));
     }
 
     #[test]
     fn closed_resolves_when_the_broker_lets_go() {
         let (outlet, inlet) = outlet();
-        let waiter = std::thread::spawn(move || async_io::block_on(inlet.closed()));
+        let waiter =
+            std::thread::spawn(move || async_io::block_on(poll_fn(|cx| inlet.poll_closed(cx))));
         drop(outlet);
         assert!(waiter.join().is_ok());
     }

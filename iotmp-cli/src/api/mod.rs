@@ -76,7 +76,9 @@ pub struct ApiLimits {
     /// Sinks one multi-resource WebSocket may hold (mirrors the 64 streams of §7.1). Default 64.
     pub max_sinks_per_socket: usize,
     /// Open connections (HTTP, WebSocket, SSE together); beyond, new ones are closed at once.
-    /// Default 1024.
+    /// Default 16384: a dashboard holds one WebSocket per resource it shows, so thousands of
+    /// sinks are ordinary (5,000 devices with one sink each is the scale benchmark), and the
+    /// process's open-file limit still bounds the total.
     pub max_connections: usize,
     /// Idle time after which an SSE stream sends a `:` comment (§8.4). Default 30 s.
     pub sse_keepalive: Duration,
@@ -100,7 +102,7 @@ impl Default for ApiLimits {
             answer_timeout: Duration::from_secs(15),
             sink_queue: 64,
             max_sinks_per_socket: 64,
-            max_connections: 1024,
+            max_connections: 16_384,
             sse_keepalive: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `run(args, config section) -> Result<(), ItsError>`
 //! and an error type whose `exit()` says which status it ends with; [`run`] only dispatches.
 
+pub(crate) mod bench;
 pub(crate) mod decode;
 pub(crate) mod demo;
 pub(crate) mod device;
@@ -17,6 +18,7 @@ use crate::error::CliError;
 /// Runs one subcommand with its section of the config file.
 pub(crate) fn run(command: Command, config: &Config) -> Result<(), CliError> {
     match command {
+        Command::Bench(args) => bench::run(args, &config.server)?,
         Command::Decode(args) => decode::run(args, &config.decode)?,
         Command::Encode(args) => encode::run(args, &config.encode)?,
         Command::Replay(args) => replay::run(args)?,

@@ -320,7 +320,7 @@ fn count(n: i64) -> u64 {
 }
 
 /// Inserts a fresh token for `user` and returns it in clear text, once.
-fn insert_token(tx: &Transaction<'_>, user: UserId) -> Result<Secret, StoreError> {
+pub(super) fn insert_token(tx: &Transaction<'_>, user: UserId) -> Result<Secret, StoreError> {
     let new = NewToken::generate()?;
     tx.execute(
         "INSERT INTO api_tokens (user_id, selector, salt, hash, created_at) \

@@ -31,6 +31,7 @@
 //! `records.rs` (recorders, buckets, records) · `registry.rs` (the cached index) · `error.rs`.
 
 mod accounts;
+mod bulk;
 mod error;
 pub(crate) mod names;
 mod records;

@@ -636,6 +636,48 @@ fn the_index_answers_like_the_store() {
         );
     }
     assert!(index.has_device("alice", "dev01"));
+    assert!(!index.has_device("alice", "nope"));
+    assert!(!index.has_device("nobody", "dev01"));
+}
+
+#[test]
+fn bulk_provisioning_replaces_the_user_in_one_go() {
+    let mut store = Store::open_in_memory().unwrap();
+    let devices: Vec<(String, Secret)> = (0..3)
+        .map(|i| (format!("b-{i}"), Secret::generate().unwrap()))
+        .collect();
+    let first = store.replace_user_with_devices("bench", &devices).unwrap();
+    assert!(store.user_for_token(first.expose()).unwrap().is_some());
+    // Again, with other secrets: the old token and credentials are gone, the new ones work.
+    let again: Vec<(String, Secret)> = (0..2)
+        .map(|i| (format!("b-{i}"), Secret::generate().unwrap()))
+        .collect();
+    let second = store.replace_user_with_devices("bench", &again).unwrap();
+    assert_eq!(store.user_for_token(first.expose()).unwrap(), None);
+    assert!(store.user_for_token(second.expose()).unwrap().is_some());
+    assert_eq!(store.devices_of("bench").unwrap().len(), 2);
+    let (name, old) = &devices[0];
+    assert_eq!(
+        store
+            .authenticate_device("bench", name, old.expose())
+            .unwrap(),
+        None
+    );
+    let (name, new) = &again[0];
+    assert!(
+        store
+            .authenticate_device("bench", name, new.expose())
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .replace_user_with_devices(
+                "bench",
+                &[("bad name/x".to_owned(), Secret::generate().unwrap())]
+            )
+            .is_err()
+    );
 }
 
 #[test]

@@ -175,16 +175,16 @@ impl EventLoop {
                 dialect,
             } => {
                 let since_unix_ms = u64::try_from(now_ms()).unwrap_or(0);
+                info!(
+                    "device {device} online (dialect {}, connection {conn})",
+                    dialect.year()
+                );
                 self.shared.set_online(
-                    &device,
+                    device,
                     Online {
                         dialect,
                         since_unix_ms,
                     },
-                );
-                info!(
-                    "device {device} online (dialect {}, connection {conn})",
-                    dialect.year()
                 );
             }
             BrokerEvent::DeviceOffline { device, reason } => {

@@ -151,6 +151,11 @@ pub(crate) fn run(args: &ServerArgs, config: &ServerConfig) -> Result<(), Server
         .http
         .map(|addr| {
             std::net::TcpListener::bind(addr)
+                .inspect(|listener| {
+                    // Thousands of dashboards' WebSockets reconnect at once after a restart: a
+                    // deeper accept queue than std's 128 (best effort, capped by the kernel).
+                    let _ = rustix::net::listen(listener, 4096);
+                })
                 .and_then(async_net::TcpListener::try_from)
                 .map_err(|source| {
                     ServerError::bind("the HTTP API", addr.to_string(), "--http", source)

@@ -565,7 +565,7 @@ mod tests {
             o.api,
             ApiOptions {
                 max_body: 256 * 1024,
-                max_connections: 1024,
+                max_connections: 16_384,
                 sink_queue: 64
             }
         );

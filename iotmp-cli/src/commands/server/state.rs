@@ -22,7 +22,7 @@ use iotmp_cli::api::{
 };
 use iotmp_proto::control::RequestResult;
 use iotmp_proto::fanout::SinkId;
-use iotmp_proto::{Dialect, Value};
+use iotmp_proto::{Dialect, Text, Value};
 
 use super::driver::Handle;
 use crate::store::{Index, Recorder, RecorderId, Store, StoreError};
@@ -51,8 +51,10 @@ pub(crate) struct Online {
 #[derive(Debug)]
 pub(crate) struct Shared {
     index: RwLock<Arc<Index>>,
-    /// By device key.
-    online: Mutex<HashMap<String, Online>>,
+    /// By device key: the broker's own name of the device, moved from its `DeviceOnline`
+    /// event. Keys up to 24 bytes are inline, so a connected device costs one map slot here and
+    /// no heap allocation of its own (a `String` key was one more allocation per device).
+    online: Mutex<HashMap<Text, Online>>,
     /// The API's sinks by id (recorders are the event loop's own).
     sinks: Mutex<HashMap<SinkId, SinkSender>>,
     next_sink: AtomicU64,
@@ -84,8 +86,8 @@ impl Shared {
     }
 
     /// Notes `key` connected.
-    pub(crate) fn set_online(&self, key: &str, online: Online) {
-        lock(&self.online).insert(key.to_owned(), online);
+    pub(crate) fn set_online(&self, key: Text, online: Online) {
+        lock(&self.online).insert(key, online);
     }
 
     /// Notes `key` disconnected.
