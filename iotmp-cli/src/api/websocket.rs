@@ -209,21 +209,31 @@ struct MultiSink {
     pending: Option<smol::Task<()>>,
 }
 
+/// The wait for the shutdown, made once per socket: a wait made afresh at each wake-up would
+/// join and leave the shutdown's listener list (shared by every socket) once per value.
+type ShutdownWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 struct Socket {
     ws: Ws,
     app: Arc<App>,
     wakeup: Wakeup,
     /// Polls the client's read only when the socket woke it: most wake-ups are for values.
     client_gate: Gate,
+    shutdown: ShutdownWait,
+    /// The shutdown wait finished (it must not be polled again).
+    shut_down: bool,
 }
 
 impl Socket {
     fn new(ws: Ws, app: Arc<App>, wakeup: Wakeup) -> Self {
+        let shutdown = app.shutdown.clone();
         Socket {
             ws,
             app,
             wakeup,
             client_gate: Gate::new(),
+            shutdown: Box::pin(async move { shutdown.wait().await }),
+            shut_down: false,
         }
     }
 
@@ -231,17 +241,23 @@ impl Socket {
     async fn next(&mut self, outcomes: Option<&async_channel::Receiver<Outcome>>) -> Event {
         let Socket {
             ws,
-            app,
             wakeup,
             client_gate,
+            shutdown,
+            shut_down,
+            ..
         } = self;
+        if *shut_down {
+            return Event::Shutdown;
+        }
         let client = async { Event::Client(client_gate.wrap(ws.next()).await) };
         let values = async {
             wakeup.wait().await;
             Event::Values
         };
         let shutdown = async {
-            app.shutdown.wait().await;
+            shutdown.as_mut().await;
+            *shut_down = true;
             Event::Shutdown
         };
         let ready = async {
