@@ -1,8 +1,9 @@
 //! `iotmp`: one binary for both IOTMP roles.
 //!
-//! Today it decodes and encodes frames and replays session traces; the device, the server with
-//! the HTTP / WebSocket / SSE API of spec chapter 8, and the bench come next, each as one more
-//! subcommand. This file only wires the parts together:
+//! A device (`iotmp device`), a server with the HTTP / WebSocket / SSE API of spec chapter 8
+//! (`iotmp server`) and its registry (`user`, `device`, `recorder`), a demo of both, load
+//! generators (`iotmp bench`), and tools for frames and traces (`decode`, `encode`, `replay`),
+//! each a subcommand. This file only wires the parts together:
 //!
 //! * [`cli`]: the clap types; [`values`]: option values shared with the config file;
 //! * [`config`]: the TOML config file; [`logging`]: tracing on stderr;
