@@ -78,3 +78,49 @@ fn a_burst_reaches_every_sink_in_order_on_mio() {
 fn a_burst_reaches_every_sink_in_order_on_async_std() {
     burst_arrives_in_order("async-std");
 }
+
+/// With sink queues larger than the burst nothing may be dropped: the values a socket writes
+/// per wake-up in one go (WebSocket frames flushed together, SSE events in one chunk) arrive
+/// complete, each once, in order.
+fn burst_arrives_whole(runtime: &str) {
+    let registry = Registry::new(&["alice/streamer"]);
+    let queue = (BURST * 2).to_string();
+    let server = Server::start(&registry, &["--runtime", runtime, "--sink-queue", &queue]);
+    let device = device(&server, &registry, "alice/streamer", Dialect::Draft2026);
+    server.wait_online("alice", "streamer", &registry.alice);
+    let path = "/v3/users/alice/devices/streamer/resources/alarm";
+    let mut ws = websocket(server.http(), path, &registry.alice);
+    let mut sse = Sse::open(server.http(), path, &registry.alice);
+    for i in 1..=BURST {
+        device.stream_value("alarm", Value::UInt(i));
+    }
+    let deadline = Instant::now() + WAIT;
+    let mut from_ws = Vec::new();
+    while from_ws.last() != Some(&BURST) {
+        let text = next_text(&mut ws, deadline)
+            .unwrap_or_else(|| panic!("WebSocket: stopped after {} values", from_ws.len()));
+        if text != "\"quiet\"" {
+            from_ws.push(text.parse::<u64>().unwrap());
+        }
+    }
+    let mut from_sse = Vec::new();
+    while from_sse.last() != Some(&BURST) {
+        let text = sse.next_data();
+        if text != "\"quiet\"" {
+            from_sse.push(text.parse::<u64>().unwrap());
+        }
+    }
+    let all: Vec<u64> = (1..=BURST).collect();
+    assert_eq!(from_ws, all);
+    assert_eq!(from_sse, all);
+}
+
+#[test]
+fn a_burst_reaches_websocket_and_sse_whole_on_mio() {
+    burst_arrives_whole("mio");
+}
+
+#[test]
+fn a_burst_reaches_websocket_and_sse_whole_on_smol() {
+    burst_arrives_whole("smol");
+}

@@ -14,8 +14,8 @@ use mio::net::TcpStream;
 use mio::{Events, Poll, Token, Waker};
 use rustls::pki_types::ServerName;
 
-use crate::Mailbox;
 use crate::link::{Input, Links};
+use crate::{Alarm, Mailbox};
 
 const WAKER: Token = Token(0);
 /// Each connection gets a new token, so that one still closing never mixes with the next.
@@ -114,11 +114,11 @@ pub fn connect(
     // The session is remade for every transport; this one only checks the configuration.
     let device = Device::new(config, resources, Instant::ZERO).map_err(|e| invalid(&e))?;
     let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let alarm = Arc::new(Alarm::new(Waker::new(poll.registry(), WAKER)?));
     let (commands_tx, commands) = async_channel::unbounded();
     let (events_tx, events) = async_channel::unbounded();
     let driver = DeviceLoop {
-        _waker: waker.clone(),
+        alarm: alarm.clone(),
         links: Links::new(poll, FIRST_LINK),
         device,
         reconnect: Reconnect::new(options.backoff),
@@ -136,7 +136,7 @@ pub fn connect(
     let thread = crate::spawn("iotmp-mio-device", move || driver.run())?;
     let handle = DeviceHandle(Arc::new(Mailbox {
         commands: commands_tx,
-        waker,
+        alarm,
     }));
     Ok(DeviceDriver {
         handle,
@@ -146,8 +146,9 @@ pub fn connect(
 }
 
 struct DeviceLoop {
-    /// Kept alive so that the last handle's wake is not lost.
-    _waker: Arc<Waker>,
+    /// Kept alive so that the last handle's wake is not lost; reset before each drain of the
+    /// commands.
+    alarm: Arc<Alarm>,
     links: Links,
     device: Device,
     reconnect: Reconnect,
@@ -196,7 +197,8 @@ impl DeviceLoop {
             let now = self.links.now();
             for event in &events {
                 if event.token() != WAKER {
-                    self.ready(now, event.token().0);
+                    let closed = event.is_read_closed() || event.is_error();
+                    self.ready(now, event.token().0, closed);
                 }
             }
             if self.dialing.is_some_and(|at| now >= at) {
@@ -243,7 +245,7 @@ impl DeviceLoop {
         self.links.add(tcp, tls, true)
     }
 
-    fn ready(&mut self, now: Instant, id: usize) {
+    fn ready(&mut self, now: Instant, id: usize, closed: bool) {
         if self.link == Some(id) && !self.up {
             match self.links.connected(id) {
                 Ok(false) => return, // spurious: still connecting
@@ -270,7 +272,7 @@ impl DeviceLoop {
             }
         }
         let device = &mut self.device;
-        let read = self.links.ready(id, now, |input| {
+        let read = self.links.ready(id, now, closed, |input| {
             if let Input::Bytes(bytes) = input {
                 device.handle_input(now, bytes);
             }
@@ -286,6 +288,7 @@ impl DeviceLoop {
     }
 
     fn commands(&mut self, now: Instant) {
+        self.alarm.reset();
         loop {
             let order = match self.commands.try_recv() {
                 Ok(order) => order,

@@ -120,20 +120,25 @@ impl Links {
         }
     }
 
-    /// Readiness of link `id`. An open link is read until it would block, each piece going to
+    /// Readiness of link `id`. An open link is read until it is drained, each piece going to
     /// `f`, then flushed: `Some(Ok(true))` at end of stream. A closing link just advances
     /// (`None`). Spurious wakeups are harmless: the first read blocks.
+    ///
+    /// `closed` is the event's word that the peer closed its side or the socket failed
+    /// (`is_read_closed`, `is_error`): then the link is read until the end of stream or the
+    /// error shows, because no later event may come for it.
     pub(crate) fn ready(
         &mut self,
         id: usize,
         now: Instant,
+        closed: bool,
         f: impl FnMut(Input<'_>),
     ) -> Option<io::Result<bool>> {
         let Some(link) = self.open.get_mut(&id) else {
             self.advance(id, now);
             return None;
         };
-        let eof = link.read(&mut self.buf, f);
+        let eof = link.read(&mut self.buf, !closed, f);
         // The TLS handshake may have answers to write.
         Some(eof.and_then(|eof| link.flush(self.poll.registry(), id).map(|()| eof)))
     }
@@ -209,7 +214,8 @@ impl Links {
             let _ = link.tcp.shutdown(Shutdown::Write);
         }
         // Input is discarded; end of stream or an error ends the wait.
-        let ended = !matches!(link.read(&mut self.buf, |_| {}), Ok(false));
+        // No event says whether the peer closed: read until the socket would block.
+        let ended = !matches!(link.read(&mut self.buf, false, |_| {}), Ok(false));
         if ended && link.half_closed {
             self.abort(id);
         }
@@ -230,14 +236,31 @@ struct Link {
 }
 
 impl Link {
-    /// Reads until the socket would block, handing each piece to `f`; `Ok(true)` at end of
+    /// Reads until the socket is drained, handing each piece to `f`; `Ok(true)` at end of
     /// stream.
-    fn read(&mut self, buf: &mut [u8], mut f: impl FnMut(Input<'_>)) -> io::Result<bool> {
+    ///
+    /// With `short_read_drains`, a plain TCP read that returns fewer bytes than `buf` holds
+    /// ends the loop, saving the read that would only report `WouldBlock`. That is safe because
+    /// mio registers sockets edge-triggered: a TCP read returns less than asked only when it
+    /// emptied the receive queue, and any byte (or end of stream) that arrives after that raises
+    /// a new readiness event. The caller passes false when the event reported a closed peer or
+    /// an error (no new event would come for those) and when no event prompted the read.
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        short_read_drains: bool,
+        mut f: impl FnMut(Input<'_>),
+    ) -> io::Result<bool> {
         loop {
             let Some(tls) = &mut self.tls else {
                 match self.tcp.read(buf) {
                     Ok(0) => return Ok(true),
-                    Ok(n) => f(Input::Bytes(buf.get(..n).unwrap_or_default())),
+                    Ok(n) => {
+                        f(Input::Bytes(buf.get(..n).unwrap_or_default()));
+                        if short_read_drains && n < buf.len() {
+                            return Ok(false);
+                        }
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),

@@ -18,7 +18,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::link::{Input, Links};
-use crate::{Mailbox, Pending};
+use crate::{Alarm, Mailbox, Pending};
 
 /// Accept queue of the listeners. Thousands of devices connect at once after a server restart
 /// or a network outage; a short queue (std binds with 128) overflows, and the kernel then drops
@@ -184,7 +184,7 @@ struct Listener {
 /// Binds the listeners of `options` and starts the driver thread.
 pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let alarm = Arc::new(Alarm::new(Waker::new(poll.registry(), WAKER)?));
     let mut listeners = HashMap::new();
     let mut bind = |token, addr, tls| -> io::Result<SocketAddr> {
         let mut socket = TcpListener::bind(addr)?;
@@ -206,7 +206,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let mut broker = Broker::with_admission(options.session, options.admission);
     broker.set_recording(options.record.is_some());
     let driver = ServerLoop {
-        _waker: waker.clone(),
+        alarm: alarm.clone(),
         links: Links::new(poll, FIRST_CONN),
         controller: Controller::new(broker),
         record: options.record,
@@ -217,7 +217,7 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
     let thread = crate::spawn("iotmp-mio-server", move || driver.run())?;
     let handle = ServerHandle(Arc::new(Mailbox {
         commands: commands_tx,
-        waker,
+        alarm,
     }));
     Ok(Server {
         handle,
@@ -229,8 +229,9 @@ pub fn serve(options: ServerOptions) -> io::Result<Server> {
 }
 
 struct ServerLoop {
-    /// Kept alive so that the last handle's wake is not lost.
-    _waker: Arc<Waker>,
+    /// Kept alive so that the last handle's wake is not lost; reset before each drain of the
+    /// commands.
+    alarm: Arc<Alarm>,
     links: Links,
     controller: Controller,
     commands: Receiver<Command>,
@@ -263,7 +264,8 @@ impl ServerLoop {
                     listener if listener.0 < FIRST_CONN => self.accept(now, listener),
                     Token(id) => {
                         let (conn, broker) = (id as ConnId, self.controller.broker());
-                        let read = self.links.ready(id, now, |input| match input {
+                        let closed = event.is_read_closed() || event.is_error();
+                        let read = self.links.ready(id, now, closed, |input| match input {
                             Input::Secured(info) => broker.set_transport(conn, info),
                             Input::Bytes(bytes) => broker.handle_input(now, conn, bytes),
                         });
@@ -315,6 +317,7 @@ impl ServerLoop {
     }
 
     fn commands(&mut self, now: Instant) {
+        self.alarm.reset();
         loop {
             let command = match self.commands.try_recv() {
                 Ok(command) => command,

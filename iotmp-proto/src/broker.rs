@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::admission::{Admission, AdmissionConfig, Refusal};
 use crate::dialect::Dialect;
-use crate::fanout::SinkId;
+use crate::fanout::{Delivery, SinkId};
 use crate::hub::DeviceStreams;
 use crate::server::{AuthRequest, ServerConfig, ServerEvent, ServerSession, TransportInfo};
 use crate::session::requests::StreamEnd;
@@ -263,6 +263,8 @@ pub struct Broker {
     dirty: VecDeque<ConnId>,
     closed: VecDeque<(ConnId, Vec<u8>)>,
     events: VecDeque<BrokerEvent>,
+    /// Deliveries of the stream event being routed; empty between calls, kept for its capacity.
+    delivered: Vec<(Text, Delivery)>,
     requests: Vec<(ConnId, u16, RequestId)>,
     next_request: u64,
     /// Record a replay trace of every new connection (only settable with traces, `serde`).
@@ -295,6 +297,7 @@ impl Broker {
             dirty: VecDeque::new(),
             closed: VecDeque::new(),
             events: VecDeque::new(),
+            delivered: Vec::new(),
             requests: Vec::new(),
             next_request: 0,
             record: false,
@@ -772,37 +775,38 @@ impl Broker {
 
     fn route_stream_event(&mut self, now: Instant, device: Option<&str>, event: &ServerEvent) {
         let Some(name) = device else { return };
-        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
+        // One search of the device map per event; the deliveries' buffer is the broker's, so
+        // that a value costs no allocation of its own here.
+        let Broker {
+            devices,
+            events,
+            delivered,
+            ..
+        } = self;
+        let Some(entry) = devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
             return;
         };
-        match event {
-            ServerEvent::StreamOpened { id, .. } | ServerEvent::StreamClosed { id, .. } => {
-                let result = match event {
-                    ServerEvent::StreamClosed { why, .. } => Err(why.clone()),
-                    _ => Ok(()),
-                };
-                let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.waiting)
-                    .into_iter()
-                    .partition(|(i, ..)| i == id);
-                entry.waiting = rest;
-                for (_, resource, sink) in done {
-                    self.events.push_back(BrokerEvent::Subscribed {
-                        device: Text::from(name),
-                        resource,
-                        sink,
-                        result: result.clone(),
-                    });
-                }
+        if let ServerEvent::StreamOpened { id, .. } | ServerEvent::StreamClosed { id, .. } = event {
+            let result = match event {
+                ServerEvent::StreamClosed { why, .. } => Err(why.clone()),
+                _ => Ok(()),
+            };
+            let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut entry.waiting)
+                .into_iter()
+                .partition(|(i, ..)| i == id);
+            entry.waiting = rest;
+            for (_, resource, sink) in done {
+                events.push_back(BrokerEvent::Subscribed {
+                    device: Text::from(name),
+                    resource,
+                    sink,
+                    result: result.clone(),
+                });
             }
-            _ => {}
         }
-        let Some(entry) = self.devices.get_mut(name).and_then(|d| d.sinks.as_mut()) else {
-            return;
-        };
-        let mut deliveries = Vec::new();
-        entry.streams.handle_event(now, event, &mut deliveries);
-        for (resource, d) in deliveries {
-            self.events.push_back(BrokerEvent::Delivery {
+        entry.streams.handle_event(now, event, delivered);
+        for (resource, d) in delivered.drain(..) {
+            events.push_back(BrokerEvent::Delivery {
                 device: Text::from(name),
                 resource,
                 sink: d.sink,

@@ -34,6 +34,7 @@ mod backend;
 mod data;
 mod errors;
 mod gate;
+mod hyper_io;
 mod json;
 mod routes;
 mod server;

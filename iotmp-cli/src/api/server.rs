@@ -21,9 +21,10 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsAcceptor;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use smol_hyper::rt::{FuturesIo, SmolTimer};
+use smol_hyper::rt::SmolTimer;
 
 use super::backend::Backend;
+use super::hyper_io::HttpIo;
 use super::{ApiLimits, Shutdown, routes};
 
 /// Largest request head (request line and headers) hyper buffers. hyper's own minimum is 8 KiB.
@@ -168,7 +169,7 @@ async fn connection(
     let limits = &ctx.app.limits;
     let io = StallTimeout::new(stream, limits.write_timeout);
     match acceptor {
-        None => http(ctx, FuturesIo::new(io)).await,
+        None => http(ctx, HttpIo(io)).await,
         Some(acceptor) => {
             let handshake = async { acceptor.accept(io).await }
                 .or(async {
@@ -179,7 +180,7 @@ async fn connection(
                     ))
                 })
                 .await?;
-            http(ctx, FuturesIo::new(handshake)).await
+            http(ctx, HttpIo(handshake)).await
         }
     }
 }

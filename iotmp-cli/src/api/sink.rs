@@ -7,16 +7,19 @@
 //! Drops are counted (the producer can read the count) and logged by the consumer, at most once
 //! per [`DROP_LOG_INTERVAL`] per sink plus a total when the sink closes.
 //!
-//! The queues of one connection share a wake-up channel of capacity one, so that a socket that
-//! serves several sinks (the multi-resource WebSocket) waits on one thing. A wake-up that finds
-//! the channel full is dropped: one pending wake-up already covers every queue.
+//! The queues of one connection share one wake-up signal, so that a socket that serves several
+//! sinks (the multi-resource WebSocket) waits on one thing. A raised signal covers every value
+//! queued until the consumer takes it down. The signal is a flag and an `AtomicWaker`, not a
+//! channel: waiting registers the task's waker in place, where a channel's wait allocates a
+//! listener and takes a lock per value.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_channel::{Receiver, Sender};
+use atomic_waker::AtomicWaker;
 use iotmp_proto::Value;
 
 /// How often a sink that keeps dropping values is logged again.
@@ -55,7 +58,7 @@ struct Queue {
     dropped: AtomicU64,
     /// Set when the consumer is gone: sends become no-ops.
     closed: AtomicBool,
-    wake: Sender<()>,
+    wake: Arc<Signal>,
 }
 
 impl Queue {
@@ -87,8 +90,8 @@ impl SinkSender {
             }
             values.push_back(value);
         }
-        // Full = a wake-up is already pending; closed = the consumer is gone.
-        let _ = self.queue.wake.try_send(());
+        // Raised already = a wake-up is pending; nobody waiting = the consumer is gone.
+        self.queue.wake.raise();
         true
     }
 
@@ -154,17 +157,46 @@ impl Drop for SinkReceiver {
     }
 }
 
-/// The wake-up channel of one connection, and the factory of its sink queues.
+/// A flag raised by producers and taken down by the one consumer that waits for it.
+#[derive(Debug, Default)]
+struct Signal {
+    raised: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    fn raise(&self) {
+        // Already raised: whoever raised it wakes the consumer, or the consumer has yet to look.
+        if !self.raised.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.raised.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A raise between the first look and the registration found no waker to wake.
+        if self.raised.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// The wake-up signal of one connection, and the factory of its sink queues.
 #[derive(Debug)]
 pub(crate) struct Wakeup {
-    tx: Sender<()>,
-    rx: Receiver<()>,
+    signal: Arc<Signal>,
 }
 
 impl Wakeup {
     pub(crate) fn new() -> Self {
-        let (tx, rx) = async_channel::bounded(1);
-        Wakeup { tx, rx }
+        Wakeup {
+            signal: Arc::default(),
+        }
     }
 
     /// A new queue of `capacity` values (at least 1) that wakes this connection.
@@ -174,7 +206,7 @@ impl Wakeup {
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
-            wake: self.tx.clone(),
+            wake: Arc::clone(&self.signal),
         });
         let receiver = SinkReceiver {
             queue: Arc::clone(&queue),
@@ -188,13 +220,12 @@ impl Wakeup {
     /// Makes the next [`Wakeup::wait`] return at once: the consumer stopped draining with values
     /// left (to serve its client in between) and must come back for them.
     pub(crate) fn poke(&self) {
-        let _ = self.tx.try_send(());
+        self.signal.raise();
     }
 
     /// Waits until some queue of this connection got a value since the last call (or spuriously).
     pub(crate) async fn wait(&self) {
-        // This struct holds a sender, so the channel never closes while we wait.
-        let _ = self.rx.recv().await;
+        futures_lite::future::poll_fn(|cx| self.signal.poll_raised(cx)).await;
     }
 }
 
@@ -233,7 +264,35 @@ mod tests {
         a.send(value(3));
         futures_lite::future::block_on(wakeup.wait());
         // Only one wake-up was pending.
-        assert!(wakeup.rx.try_recv().is_err());
+        let again = futures_lite::future::block_on(futures_lite::future::poll_once(wakeup.wait()));
+        assert!(again.is_none());
+    }
+
+    /// A producer on another thread races the consumer's wait: every value is seen, none is
+    /// left in the queue without a wake-up to fetch it.
+    #[test]
+    fn no_value_waits_without_a_wakeup() {
+        const VALUES: u64 = 20_000;
+        let wakeup = Wakeup::new();
+        let (tx, rx) = wakeup.queue(VALUES as usize, "a".into());
+        let producer = std::thread::spawn(move || {
+            for n in 1..=VALUES {
+                tx.send(value(n));
+            }
+            tx
+        });
+        let mut last = 0;
+        futures_lite::future::block_on(async {
+            while last < VALUES {
+                wakeup.wait().await;
+                while let Some(v) = rx.try_recv() {
+                    assert_eq!(v.ts_unix_ms, last + 1);
+                    last = v.ts_unix_ms;
+                }
+            }
+        });
+        let tx = producer.join().unwrap();
+        assert_eq!(tx.dropped(), 0);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Server-Sent Events on a single-resource URL (spec §8.4).
 //!
 //! `200`, `Content-Type: text/event-stream`, then one `data: <compact JSON>\n\n` event per
-//! delivered value, and a `:` comment after [`ApiLimits::sse_keepalive`](super::ApiLimits) of
-//! silence, which also lets a vanished client be noticed (the write fails). The body owns the
+//! delivered value (the values queued at one wake-up go out as one chunk, so one write), and a
+//! `:` comment after [`ApiLimits::sse_keepalive`](super::ApiLimits) of silence, which also lets
+//! a vanished client be noticed (the write fails). The body owns the
 //! sink: when hyper drops it (client gone, connection closed) the sink is removed. The stream
 //! ends on shutdown, so that the connection can close gracefully.
 
@@ -18,7 +19,10 @@ use hyper::{Response, StatusCode};
 
 use super::Shutdown;
 use super::errors::ApiError;
-use super::json::{ApiBody, value_json};
+use iotmp_proto::Value;
+use iotmp_proto::json::value::write_json;
+
+use super::json::ApiBody;
 use super::server::App;
 use super::sink::{SinkReceiver, Wakeup};
 use super::subscribe::{SinkGuard, establish, start};
@@ -61,6 +65,16 @@ pub(crate) async fn open(
     Ok(response)
 }
 
+/// Most events in one chunk; the sink queue's own bound is usually smaller.
+const MAX_BATCH: usize = 256;
+
+/// Appends one `data:` event holding the value's compact JSON.
+fn push_event(chunk: &mut Vec<u8>, value: &Value) {
+    chunk.extend_from_slice(b"data: ");
+    write_json(value, chunk);
+    chunk.extend_from_slice(b"\n\n");
+}
+
 /// What the event stream holds between events.
 struct State {
     values: SinkReceiver,
@@ -85,11 +99,17 @@ impl State {
                 return None;
             }
             if let Some(value) = self.values.try_recv() {
+                // Every value queued by now goes out in one chunk, so one write.
+                let mut chunk = Vec::with_capacity(64);
+                push_event(&mut chunk, &value.value);
+                for _ in 1..MAX_BATCH {
+                    let Some(value) = self.values.try_recv() else {
+                        break;
+                    };
+                    push_event(&mut chunk, &value.value);
+                }
                 self.values.log_drops();
-                return Some(Bytes::from(format!(
-                    "data: {}\n\n",
-                    value_json(Some(&value.value))
-                )));
+                return Some(Bytes::from(chunk));
             }
             let keepalive = self.keepalive;
             let wait = async {

@@ -20,8 +20,9 @@ use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use async_tungstenite::tungstenite::{self, Message};
 use base64::Engine as _;
 use futures_lite::StreamExt as _;
-use futures_lite::future::race;
+use futures_lite::future::{poll_fn, race};
 use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_sink::Sink;
 use hyper::body::Incoming;
 use hyper::header::{
     CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
@@ -208,21 +209,31 @@ struct MultiSink {
     pending: Option<smol::Task<()>>,
 }
 
+/// The wait for the shutdown, made once per socket: a wait made afresh at each wake-up would
+/// join and leave the shutdown's listener list (shared by every socket) once per value.
+type ShutdownWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 struct Socket {
     ws: Ws,
     app: Arc<App>,
     wakeup: Wakeup,
     /// Polls the client's read only when the socket woke it: most wake-ups are for values.
     client_gate: Gate,
+    shutdown: ShutdownWait,
+    /// The shutdown wait finished (it must not be polled again).
+    shut_down: bool,
 }
 
 impl Socket {
     fn new(ws: Ws, app: Arc<App>, wakeup: Wakeup) -> Self {
+        let shutdown = app.shutdown.clone();
         Socket {
             ws,
             app,
             wakeup,
             client_gate: Gate::new(),
+            shutdown: Box::pin(async move { shutdown.wait().await }),
+            shut_down: false,
         }
     }
 
@@ -230,17 +241,23 @@ impl Socket {
     async fn next(&mut self, outcomes: Option<&async_channel::Receiver<Outcome>>) -> Event {
         let Socket {
             ws,
-            app,
             wakeup,
             client_gate,
+            shutdown,
+            shut_down,
+            ..
         } = self;
+        if *shut_down {
+            return Event::Shutdown;
+        }
         let client = async { Event::Client(client_gate.wrap(ws.next()).await) };
         let values = async {
             wakeup.wait().await;
             Event::Values
         };
         let shutdown = async {
-            app.shutdown.wait().await;
+            shutdown.as_mut().await;
+            *shut_down = true;
             Event::Shutdown
         };
         let ready = async {
@@ -261,12 +278,20 @@ impl Socket {
         self.ws.send(Message::text(json.to_string())).await
     }
 
-    /// Sends one text frame of JSON text written by [`write_json`].
-    async fn send_text(&mut self, text: Vec<u8>) -> Result<(), tungstenite::Error> {
+    /// Queues one text frame of JSON text written by [`write_json`], without flushing:
+    /// tungstenite keeps it in its write buffer (up to `write_buffer_size`), so that the frames
+    /// of one batch reach the socket in one write at [`Socket::flush`].
+    async fn feed_text(&mut self, text: Vec<u8>) -> Result<(), tungstenite::Error> {
         // The writer only writes UTF-8; the lossy path is never taken.
         let text = String::from_utf8(text)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        self.ws.send(Message::text(text)).await
+        poll_fn(|cx| Sink::poll_ready(Pin::new(&mut self.ws), cx)).await?;
+        Sink::start_send(Pin::new(&mut self.ws), Message::text(text))
+    }
+
+    /// Writes every queued frame out.
+    async fn flush(&mut self) -> Result<(), tungstenite::Error> {
+        poll_fn(|cx| Sink::poll_flush(Pin::new(&mut self.ws), cx)).await
     }
 
     /// Closes with `code` (errors ignored: the socket is going away anyway).
@@ -312,10 +337,10 @@ impl Socket {
                 break;
             }
             if let Event::Values = event {
-                // The value's JSON, nothing else (§8.4).
+                // The value's JSON, nothing else (§8.4); the batch goes out in one write.
                 let mut sent = 0;
                 while let Some(value) = values.try_recv() {
-                    if self.send_text(value_text(&value.value)).await.is_err() {
+                    if self.feed_text(value_text(&value.value)).await.is_err() {
                         return;
                     }
                     sent += 1;
@@ -324,6 +349,9 @@ impl Socket {
                         self.wakeup.poke();
                         break;
                     }
+                }
+                if sent > 0 && self.flush().await.is_err() {
+                    return;
                 }
                 values.log_drops();
             }
@@ -459,7 +487,7 @@ impl Socket {
                 };
                 any = true;
                 let frame = data_frame(resource, &value.value, value.ts_unix_ms);
-                self.send_text(frame).await?;
+                self.feed_text(frame).await?;
                 sent += 1;
             }
             if !any {
@@ -469,6 +497,9 @@ impl Socket {
                 self.wakeup.poke();
                 break;
             }
+        }
+        if sent > 0 {
+            self.flush().await?;
         }
         for sink in sinks.values_mut() {
             sink.values.log_drops();
