@@ -13,6 +13,9 @@
     reason = "test code: a failed expectation must stop the test loudly"
 )]
 
+#[allow(dead_code, reason = "each test crate uses a subset of the helpers")]
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +38,8 @@ use serde_json::{Value as Json, json};
 use tungstenite::client::IntoClientRequest as _;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
+
+use common::server::{Reply, http, parse_reply, read_chunk, request_head};
 
 /// Every blocking read of a test client gives up after this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -469,134 +474,6 @@ const DEV01: &str = "/v3/users/alice/devices/dev01/resources";
 
 fn resource(name: &str) -> String {
     format!("{DEV01}/{name}")
-}
-
-// ----- a minimal HTTP/1.1 client ---------------------------------------------------------------
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-
-    fn json(&self) -> Json {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
-    }
-
-    /// Checks an error reply: status, JSON content type, `{"error": text}`.
-    fn assert_error(&self, status: u16, text: &str) {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        assert_eq!(self.json(), json!({ "error": text }));
-    }
-
-    /// Checks a 200 with a JSON body, returned as text (to see the exact number forms).
-    fn ok_text(&self) -> String {
-        assert_eq!(self.status, 200, "{}", self.text());
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        self.text()
-    }
-}
-
-fn request_head(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head
-}
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Reply {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut head = request_head(method, path, headers);
-    if let Some(body) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    if let Some(body) = body {
-        stream.write_all(body).unwrap();
-    }
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse_reply(&raw)
-}
-
-fn parse_reply(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
-    let head = std::str::from_utf8(&raw[..end]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .map(|line| {
-            let (k, v) = line.split_once(':').unwrap();
-            (k.trim().to_owned(), v.trim().to_owned())
-        })
-        .collect();
-    let rest = &raw[end + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    // A head read on its own (an SSE stream) has no body yet.
-    let body = if chunked && !rest.is_empty() {
-        let mut reader = BufReader::new(rest);
-        let mut body = Vec::new();
-        while let Some(chunk) = read_chunk(&mut reader) {
-            body.extend(chunk);
-        }
-        body
-    } else {
-        rest.to_vec()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// One chunk of a chunked body; `None` at the last chunk.
-fn read_chunk(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut size = String::new();
-    reader.read_line(&mut size).unwrap();
-    let size = usize::from_str_radix(size.trim(), 16).unwrap();
-    if size == 0 {
-        return None;
-    }
-    let mut chunk = vec![0; size + 2];
-    reader.read_exact(&mut chunk).unwrap();
-    chunk.truncate(size);
-    Some(chunk)
 }
 
 // ----- WebSocket and SSE clients -----------------------------------------------------------------

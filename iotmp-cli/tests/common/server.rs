@@ -353,9 +353,18 @@ impl Reply {
         self.json()
     }
 
+    /// Checks an error reply: status, JSON content type, `{"error": text}`.
     pub(crate) fn assert_error(&self, status: u16, text: &str) {
         assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/json"));
         assert_eq!(self.json(), json!({ "error": text }));
+    }
+
+    /// Checks a 200 with a JSON body, returned as text (to see the exact number forms).
+    pub(crate) fn ok_text(&self) -> String {
+        assert_eq!(self.status, 200, "{}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        self.text()
     }
 }
 
