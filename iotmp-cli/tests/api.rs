@@ -16,7 +16,7 @@
 #[allow(dead_code, reason = "each test crate uses a subset of the helpers")]
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +39,7 @@ use tungstenite::client::IntoClientRequest as _;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use common::server::{Reply, http, parse_reply, read_chunk, request_head};
+use common::server::{Reply, Sse, http, parse_reply, request_head};
 
 /// Every blocking read of a test client gives up after this.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -521,72 +521,6 @@ fn next_json(ws: &mut Client) -> Json {
 
 fn send_json(ws: &mut Client, json: &Json) {
     ws.send(Message::text(json.to_string())).unwrap();
-}
-
-/// An open SSE response, read event by event.
-struct Sse {
-    reader: BufReader<TcpStream>,
-    pending: String,
-}
-
-impl Sse {
-    /// Sends the request; returns the head, and the stream when it is 200.
-    fn open(addr: SocketAddr, path: &str, token: &str) -> (Reply, Option<Sse>) {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        let auth = format!("Bearer {token}");
-        let mut head = request_head(
-            "GET",
-            path,
-            &[("Authorization", &auth), ("Accept", "text/event-stream")],
-        );
-        head.push_str("\r\n");
-        (&stream).write_all(head.as_bytes()).unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut raw = Vec::new();
-        while !raw.ends_with(b"\r\n\r\n") {
-            let mut line = Vec::new();
-            reader.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "connection closed inside the head");
-            raw.extend(line);
-        }
-        let head = parse_reply(&raw);
-        if head.status != 200 {
-            let mut rest = Vec::new();
-            reader.read_to_end(&mut rest).unwrap();
-            raw.extend(rest);
-            return (parse_reply(&raw), None);
-        }
-        let sse = Sse {
-            reader,
-            pending: String::new(),
-        };
-        (head, Some(sse))
-    }
-
-    /// The next event or comment block, without its blank line.
-    fn next(&mut self) -> String {
-        loop {
-            if let Some(end) = self.pending.find("\n\n") {
-                let event = self.pending[..end].to_owned();
-                self.pending.drain(..end + 2);
-                return event;
-            }
-            let chunk = read_chunk(&mut self.reader).expect("the event stream ended");
-            self.pending.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
-
-    /// The next `data:` event's JSON, skipping comments.
-    fn next_data(&mut self) -> String {
-        loop {
-            let event = self.next();
-            if let Some(data) = event.strip_prefix("data: ") {
-                return data.to_owned();
-            }
-            assert!(event.starts_with(':'), "unexpected event {event:?}");
-        }
-    }
 }
 
 // ----- §8.2: list, DESCRIBE, RUN ---------------------------------------------------------------
@@ -1151,7 +1085,7 @@ fn server_sent_events() {
     let mut limits = ApiLimits::default();
     limits.sse_keepalive = Duration::from_millis(200);
     let server = Server::with(limits, None);
-    let (head, sse) = Sse::open(
+    let (head, sse) = Sse::request(
         server.addr,
         &format!("{}?interval=3", resource("temp")),
         ALICE,
@@ -1181,7 +1115,7 @@ fn server_sent_events_errors() {
     let mut limits = ApiLimits::default();
     limits.answer_timeout = Duration::from_millis(300);
     let server = Server::with(limits, None);
-    let open = |path: String| Sse::open(server.addr, &path, ALICE).0;
+    let open = |path: String| Sse::request(server.addr, &path, ALICE).0;
     open(format!("{}?interval=x", resource("temp")))
         .assert_error(400, "bad interval \"x\": expected whole seconds 0..=86400");
     open("/v3/users/alice/devices/dev00/resources/temp".into()).assert_error(404, "device offline");
@@ -1191,7 +1125,7 @@ fn server_sent_events_errors() {
         server.fake.unsubscribed("unstreamable") == 1 && server.fake.unsubscribed("stuck") == 1
     });
     // Bob cannot stream alice's device.
-    let (reply, _) = Sse::open(server.addr, &resource("temp"), BOB);
+    let (reply, _) = Sse::request(server.addr, &resource("temp"), BOB);
     assert_eq!(reply.status, 403);
 }
 
@@ -1361,7 +1295,7 @@ fn other_users_see_their_own_devices() {
 fn sse_head_comes_before_any_event() {
     let server = Server::start();
     let started = Instant::now();
-    let (head, _sse) = Sse::open(server.addr, &resource("temp"), ALICE);
+    let (head, _sse) = Sse::request(server.addr, &resource("temp"), ALICE);
     assert_eq!(head.status, 200);
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -517,7 +517,17 @@ pub(crate) struct Sse {
 }
 
 impl Sse {
+    /// Opens an event stream on `path`, expecting 200 and `text/event-stream`.
     pub(crate) fn open(addr: SocketAddr, path: &str, token: &str) -> Sse {
+        let (head, sse) = Sse::request(addr, path, token);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-type"), Some("text/event-stream"));
+        sse.expect("a 200 carries the stream")
+    }
+
+    /// Sends the request; returns the head, and the stream when it is 200 (otherwise the head
+    /// carries the whole reply).
+    pub(crate) fn request(addr: SocketAddr, path: &str, token: &str) -> (Reply, Option<Sse>) {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let auth = format!("Bearer {token}");
@@ -537,27 +547,40 @@ impl Sse {
             raw.extend(line);
         }
         let head = parse_reply(&raw);
-        assert_eq!(head.status, 200);
-        assert_eq!(head.header("content-type"), Some("text/event-stream"));
-        Sse {
+        if head.status != 200 {
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            raw.extend(rest);
+            return (parse_reply(&raw), None);
+        }
+        let sse = Sse {
             reader,
             pending: String::new(),
+        };
+        (head, Some(sse))
+    }
+
+    /// The next event or comment block, without its blank line.
+    pub(crate) fn next(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let event = self.pending[..end].to_owned();
+                self.pending.drain(..end + 2);
+                return event;
+            }
+            let chunk = read_chunk(&mut self.reader).expect("the event stream ended");
+            self.pending.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
 
     /// The next `data:` event's text, skipping comments.
     pub(crate) fn next_data(&mut self) -> String {
         loop {
-            if let Some(end) = self.pending.find("\n\n") {
-                let event = self.pending[..end].to_owned();
-                self.pending.drain(..end + 2);
-                if let Some(data) = event.strip_prefix("data: ") {
-                    return data.to_owned();
-                }
-                continue;
+            let event = self.next();
+            if let Some(data) = event.strip_prefix("data: ") {
+                return data.to_owned();
             }
-            let chunk = read_chunk(&mut self.reader).expect("the event stream ended");
-            self.pending.push_str(std::str::from_utf8(&chunk).unwrap());
+            assert!(event.starts_with(':'), "unexpected event {event:?}");
         }
     }
 }
