@@ -158,14 +158,6 @@ fn is_connected(server: &Server, token: &str, device: &str) -> bool {
         .any(|d| d["device"] == device && d["connected"] == true)
 }
 
-/// The API lists a device once the server's event loop has seen it come online, a moment after
-/// the device got its OK.
-fn wait_online(server: &Server, token: &str, device: &str) {
-    eventually(&format!("{device} online"), || {
-        is_connected(server, token, device)
-    });
-}
-
 fn wait_offline(server: &Server, token: &str, device: &str) {
     eventually(&format!("{device} offline"), || {
         !is_connected(server, token, device)
@@ -288,7 +280,7 @@ fn invalid_frames_get_their_outcome_while_devices_stream() {
         }
         stream.check(i as u64);
     }
-    wait_online(&server, &registry.alice, "streamer");
+    server.wait_online("alice", "streamer", &registry.alice);
     stream.check(u64::MAX);
     server.stop();
 }
@@ -308,7 +300,7 @@ fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
     stream.check(1);
 
     let mut raw = RawDevice::connect(addr, Dialect::Draft2026, "alice/victim", &credential, 30);
-    wait_online(&server, &registry.alice, "victim");
+    server.wait_online("alice", "victim", &registry.alice);
     let mut frame = Vec::new();
     Dialect::Draft2026
         .encode(
@@ -326,7 +318,7 @@ fn a_device_dropped_mid_frame_goes_offline_and_comes_back() {
     stream.check(3);
 
     let mut again = RawDevice::connect(addr, Dialect::Draft2026, "alice/victim", &credential, 30);
-    wait_online(&server, &registry.alice, "victim");
+    server.wait_online("alice", "victim", &registry.alice);
     assert_eq!(again.bytes_before_probe(), Vec::<u8>::new());
     stream.check(4);
     drop(again);
@@ -351,7 +343,7 @@ fn a_silent_device_expires_at_its_keep_alive() {
         registry.credential("alice/silent"),
         1,
     );
-    wait_online(&server, &registry.alice, "silent");
+    server.wait_online("alice", "silent", &registry.alice);
     assert_eq!(raw.rest_until_closed(), Vec::<u8>::new());
     let waited = sent.elapsed();
     assert!(
